@@ -1,0 +1,36 @@
+# Two commands: `make demo` runs the whole job on synthetic data; `make test` runs the tests.
+# Both create (or reuse) the virtual environment .venv and install the pinned requirements.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEMO_CONFIG := configs/demo.config
+
+.PHONY: demo test venv clean-demo
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	@if [ -d demo/master ]; then echo "Reusing the synthetic master in demo/master"; \
+	else $(PY) make_synthetic_master.py --out demo/master --per-category 200 --seed 0; fi
+	@if [ -d demo/ALL ]; then echo "Reusing the split in demo/ALL"; \
+	else $(PY) split_master.py --master demo/master --category Early --seed 42 \
+	     --dest demo/ALL --mini-test demo/mini_test; fi
+	$(PY) TensorflowUNetALLTrainer.py $(DEMO_CONFIG)
+	$(PY) TensorflowUNetALLEvaluator.py $(DEMO_CONFIG)
+	$(PY) TensorflowUNetALLInfer.py $(DEMO_CONFIG)
+	@echo
+	@echo "Demo done. Outputs:"
+	@echo "  data          demo/master (synthetic master), demo/ALL (split), demo/mini_test"
+	@echo "  model         demo/models/best_model.keras"
+	@echo "  training      demo/eval/train_log.csv, demo/eval/train_losses.png, demo/eval/train_metrics.png"
+	@echo "  evaluation    demo/eval/summary.json"
+	@echo "  inference     demo/mini_test_output/ (masks), demo/mini_test_output_overlay/, demo/mini_test_output_montage.png"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests

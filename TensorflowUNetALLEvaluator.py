@@ -1,0 +1,28 @@
+"""Evaluate the best model on the [eval] pairs of a config; writes <eval_dir>/summary.json.
+
+    python TensorflowUNetALLEvaluator.py [CONFIG]
+"""
+from pathlib import Path
+
+import allseg  # noqa: F401
+from allseg.cli import config_parser, run
+from allseg.config import load_config
+from allseg.evaluation import SUMMARY, evaluate
+
+
+def main(config_path):
+    cfg = load_config(config_path)
+    s = evaluate(cfg)
+    print(f"Test loss: {s['loss']:.4f}")
+    print(f"Test binary accuracy: {s['binary_accuracy']:.4f}")
+    print(f"Per-image Dice: mean {s['mean_dice']:.4f}, median {s['median_dice']:.4f}, "
+          f"10th percentile {s['p10_dice']:.4f}; mean IoU {s['mean_iou']:.4f} "
+          f"({s['num_images']} images, each at its own size)")
+    print(f"Pooled Dice {s['pooled_dice']:.4f}, pooled IoU {s['pooled_iou']:.4f}, "
+          f"precision {s['precision']:.4f}, recall {s['recall']:.4f}, "
+          f"pixel accuracy {s['pixel_accuracy']:.4f}")
+    print(f"Wrote {Path(cfg.train.eval_dir) / SUMMARY}")
+
+
+if __name__ == "__main__":
+    run(main, config_parser(__doc__.splitlines()[0]).parse_args().config)

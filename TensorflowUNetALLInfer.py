@@ -1,0 +1,25 @@
+"""Predict masks for every image in [infer] images_dir, each at the image's own size.
+
+    python TensorflowUNetALLInfer.py [CONFIG]
+"""
+import allseg  # noqa: F401
+from allseg.cli import config_parser, run
+from allseg.config import load_config
+from allseg.inference import infer
+
+
+def main(config_path):
+    cfg = load_config(config_path)
+    written, skipped, failed = infer(cfg)
+    c = cfg.infer
+    print(f"Wrote {len(written)} masks to {c.output_dir}, overlays to {c.overlay_dir}, "
+          f"montage {c.montage}; skipped {len(skipped)} non-image file(s), "
+          f"{len(failed)} unreadable image(s)")
+    for path, why in failed:
+        print(f"  unreadable: {why}")
+    if failed and not written:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    run(main, config_parser(__doc__.splitlines()[0]).parse_args().config)

@@ -1,0 +1,26 @@
+"""What every script shares: the optional config argument, --help, and clean error exits."""
+import argparse
+import sys
+
+from allseg.errors import UserError
+
+DEFAULT_CONFIG = "./train_eval_infer.config"
+
+
+def config_parser(description):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
+                        help=f"config file (default: {DEFAULT_CONFIG})")
+    return parser
+
+
+def run(main, *args):
+    """Calls main(*args); a UserError or Ctrl-C ends the program with a message, not a traceback."""
+    try:
+        return main(*args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopped by the user", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,91 @@
+"""Original/segmented image pairs, checked up front, streamed through tf.data."""
+import numpy as np
+import tensorflow as tf
+
+from allseg.errors import DataError
+from allseg.images import read_mask, read_rgb, resize_image, resize_mask
+from allseg.pairing import check_readable, find_pairs
+
+
+def split_pairs(pairs, fraction, seed):
+    """A seeded, shuffled (train, validation) split; both parts non-empty."""
+    n_val = int(round(len(pairs) * fraction))
+    if n_val < 1 or n_val >= len(pairs):
+        raise DataError(f"validation_split = {fraction} of {len(pairs)} pairs leaves "
+                        f"{n_val} for validation and {len(pairs) - n_val} for training; "
+                        "need at least one of each (add images or change validation_split)")
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    val = sorted(order[:n_val])
+    train = sorted(order[n_val:])
+    return [pairs[i] for i in train], [pairs[i] for i in val]
+
+
+def load_pair(image_path, mask_path, height, width):
+    """(uint8 HxWx3 image, float32 HxWx1 mask) at the model's size."""
+    image = resize_image(read_rgb(image_path), height, width)
+    mask = resize_mask(read_mask(mask_path), height, width)
+    return image, mask[..., None].astype(np.float32)
+
+
+def load_image(image_path, height, width):
+    return resize_image(read_rgb(image_path), height, width)
+
+
+def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=False):
+    """Batches of (image, mask); files are read lazily, so memory stays flat without cache."""
+    images = [str(p.image) for p in pairs]
+    masks = [str(p.mask) for p in pairs]
+    ds = tf.data.Dataset.from_tensor_slices((images, masks))
+    if shuffle_seed is not None and not cache:
+        ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
+
+    def load(image_path, mask_path):
+        image, mask = tf.numpy_function(
+            lambda i, m: load_pair(i.decode(), m.decode(), height, width),
+            [image_path, mask_path], [tf.uint8, tf.float32], stateful=False)
+        image.set_shape((height, width, 3))
+        mask.set_shape((height, width, 1))
+        return image, mask
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache()
+        if shuffle_seed is not None:
+            ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def image_dataset(paths, height, width, batch_size):
+    """Batches of images at the model's size, in the order given (for prediction)."""
+    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
+
+    def load(path):
+        image = tf.numpy_function(lambda p: load_image(p.decode(), height, width),
+                                  [path], tf.uint8, stateful=False)
+        image.set_shape((height, width, 3))
+        return image
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+class ALLDataset:
+    """The pairs under ``<image_datapath>/<category>`` and ``<mask_datapath>/<category>``."""
+
+    def __init__(self, image_datapath, mask_datapath, category, height, width):
+        self.height, self.width = height, width
+        self.pairs = find_pairs(image_datapath, mask_datapath, category)
+        self.sizes = check_readable(self.pairs)
+
+    @classmethod
+    def from_config(cls, cfg, section):
+        part = getattr(cfg, section)
+        return cls(part.image_datapath, part.mask_datapath, part.category,
+                   cfg.model.image_height, cfg.model.image_width)
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def dataset(self, pairs=None, batch_size=4, shuffle_seed=None, cache=False):
+        return pair_dataset(self.pairs if pairs is None else pairs, self.height, self.width,
+                            batch_size, shuffle_seed, cache)

@@ -1,0 +1,47 @@
+"""Scores the best model on the [eval] pairs, each image at its own size, into summary.json."""
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from allseg.dataset import ALLDataset
+from allseg.files import write_json
+from allseg.images import read_mask, resize_probability
+from allseg.scoring import score_image, summarize
+from allseg.unet import load_trained_model
+
+THRESHOLD = 0.5
+SUMMARY = "summary.json"
+
+
+def evaluate(cfg, model=None):
+    """Returns the summary dict and writes it to <eval_dir>/summary.json."""
+    model = model or load_trained_model(cfg)
+    data = ALLDataset.from_config(cfg, "eval")
+    print(f"Evaluating {len(data)} pairs in {cfg.eval.image_datapath}{cfg.eval.category}")
+    batch_size = cfg.train.batch_size
+    ds = data.dataset(batch_size=batch_size)
+
+    loss_sum, correct, pixels, rows = 0.0, 0, 0, []
+    progress = keras.utils.Progbar(len(data), unit_name="image")
+    pairs = iter(data.pairs)
+    for images, masks in ds:
+        probs = model.predict_on_batch(images)
+        n = len(probs)
+        # The loss and accuracy the seed printed: at the model's size, over the batch.
+        loss_sum += float(model.loss(masks, probs)) * n
+        correct += int(np.count_nonzero((probs > THRESHOLD) == (masks.numpy() > 0.5)))
+        pixels += probs.size
+        for prob in probs:
+            pair = next(pairs)
+            truth = read_mask(pair.mask)
+            pred = resize_probability(prob[..., 0], *truth.shape) > THRESHOLD
+            rows.append(score_image(pair.image.name, pred, truth))
+        progress.add(n)
+
+    summary = summarize(rows, loss=loss_sum / len(data), binary_accuracy=correct / pixels)
+    summary["model"] = str(Path(cfg.train.model_dir) / "best_model.keras")
+    summary["config"] = str(cfg.path)
+    Path(cfg.train.eval_dir).mkdir(parents=True, exist_ok=True)
+    write_json(Path(cfg.train.eval_dir) / SUMMARY, summary)
+    return summary

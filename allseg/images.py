@@ -1,0 +1,88 @@
+"""Reading smear images and ground-truth masks from disk, and writing masks back."""
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from allseg.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+# A Segmented image shows the cells in colour on black; JPEG noise on the black stays below this.
+MASK_GRAY_THRESHOLD = 30
+
+
+def is_image_file(path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder):
+    """Image files directly in ``folder``, sorted by name (hidden files skipped)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and is_image_file(p))
+
+
+def read_rgb(path) -> np.ndarray:
+    """uint8 HxWx3 RGB from any JPEG/PNG/BMP/TIFF: grayscale, alpha and 16-bit included."""
+    data = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile copes with non-ASCII paths
+    if data.size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise DataError(f"{path}: not a readable image (corrupt, truncated or not an image)")
+    if image.dtype == np.uint16:
+        image = (image // 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def mask_from_segmented(rgb: np.ndarray) -> np.ndarray:
+    """Boolean HxW: where the segmented image is not black (grayscale > 30)."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) > MASK_GRAY_THRESHOLD
+
+
+def read_mask(path) -> np.ndarray:
+    return mask_from_segmented(read_rgb(path))
+
+
+def resize_image(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    shrinking = rgb.shape[0] > height or rgb.shape[1] > width
+    return cv2.resize(rgb, (width, height),
+                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a boolean mask smoothly and threshold it again, so it stays binary."""
+    if mask.shape[:2] == (height, width):
+        return mask
+    return resize_probability(mask.astype(np.float32), height, width) >= 0.5
+
+
+def resize_probability(prob: np.ndarray, height: int, width: int) -> np.ndarray:
+    if prob.shape[:2] == (height, width):
+        return prob
+    return cv2.resize(prob, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def write_png(path, image: np.ndarray):
+    """Write an RGB or single-channel uint8 image as PNG (to a temp name, then renamed)."""
+    path = Path(path)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise DataError(f"{path}: could not encode PNG")
+    tmp = path.with_name(f".{path.name}.tmp")
+    encoded.tofile(str(tmp))
+    os.replace(tmp, path)

@@ -1,0 +1,41 @@
+"""The U-Net graph (Ronneberger et al. 2015) as the seed project's summary shows it."""
+import keras
+from keras import layers
+
+
+def build_unet(height, width, channels=3, num_classes=1, base_filters=16, num_layers=6,
+               dropout_rate=0.08, activation="elu"):
+    """Encoder of ``num_layers`` levels, a bottleneck, a mirrored decoder and a sigmoid 1x1 head.
+
+    Inputs are raw 0-255 pixels: the Rescaling layer scales them, so a saved ``.keras`` file
+    carries its own preprocessing and reloads without custom code.
+    """
+    def conv(x, filters):
+        return layers.Conv2D(filters, 3, padding="same", activation=activation,
+                             kernel_initializer="he_normal")(x)
+
+    def conv_block(x, filters):
+        x = conv(x, filters)
+        x = layers.Dropout(dropout_rate)(x)
+        return conv(x, filters)
+
+    inputs = keras.Input((height, width, channels), name="image")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+
+    skips = []
+    for level in range(num_layers):
+        x = conv_block(x, base_filters * 2 ** level)
+        skips.append(x)
+        x = layers.MaxPooling2D(2)(x)
+
+    x = conv_block(x, base_filters * 2 ** num_layers)
+
+    for level in reversed(range(num_layers)):
+        filters = base_filters * 2 ** level
+        x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same")(x)
+        x = layers.Concatenate()([x, skips[level]])
+        x = conv_block(x, filters)
+
+    # float32 output keeps loss and metrics exact under mixed precision.
+    outputs = layers.Conv2D(num_classes, 1, activation="sigmoid", dtype="float32", name="mask")(x)
+    return keras.Model(inputs, outputs, name="TensorflowUNet")

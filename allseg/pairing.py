@@ -1,0 +1,69 @@
+"""Pairs original images with their segmented masks by file stem, and checks they read."""
+from dataclasses import dataclass
+from pathlib import Path
+
+from allseg.errors import DataError, UserError, first_few
+from allseg.images import list_images, read_rgb
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: Path
+    mask: Path
+
+
+def _category_folder(root, category, role):
+    folder = Path(root) / category
+    if not folder.is_dir():
+        known = sorted(p.name for p in Path(root).iterdir() if p.is_dir()) if Path(root).is_dir() else []
+        hint = f" (categories there: {', '.join(known)})" if known else ""
+        raise DataError(f"{role} folder not found: {folder}{hint}")
+    return folder
+
+
+def _by_stem(files, folder):
+    stems = {}
+    clashes = []
+    for f in files:
+        if f.stem in stems:
+            clashes.append(f"{stems[f.stem].name} / {f.name}")
+        stems[f.stem] = f
+    if clashes:
+        raise DataError(f"{folder}: several files share a name stem, so pairing is ambiguous: "
+                        f"{first_few(clashes)}")
+    return stems
+
+
+def find_pairs(image_dir, mask_dir, category):
+    """Pairs ``image_dir/category/*`` with ``mask_dir/category/*`` by file stem."""
+    image_folder = _category_folder(image_dir, category, "image")
+    mask_folder = _category_folder(mask_dir, category, "mask")
+    images = _by_stem(list_images(image_folder), image_folder)
+    masks = _by_stem(list_images(mask_folder), mask_folder)
+    if not images:
+        raise DataError(f"{image_folder}: no images (jpg, jpeg, png, bmp, tif)")
+    problems = [f"image without mask: {images[s]}" for s in sorted(images.keys() - masks.keys())]
+    problems += [f"mask without image: {masks[s]}" for s in sorted(masks.keys() - images.keys())]
+    if problems:
+        raise DataError(f"{len(problems)} unpaired file(s) in {image_folder} / {mask_folder}: "
+                        f"{first_few(problems)}")
+    return [Pair(images[s], masks[s]) for s in sorted(images)]
+
+
+def check_readable(pairs):
+    """Decode every file once so a bad one stops the run now, not mid-epoch; returns sizes."""
+    problems, sizes = [], []
+    for pair in pairs:
+        try:
+            image_shape = read_rgb(pair.image).shape[:2]
+            mask_shape = read_rgb(pair.mask).shape[:2]
+        except UserError as exc:
+            problems.append(str(exc))
+            continue
+        if image_shape != mask_shape:
+            problems.append(f"{pair.mask}: size {mask_shape[1]}x{mask_shape[0]} differs from its "
+                            f"image's {image_shape[1]}x{image_shape[0]}")
+        sizes.append(image_shape)
+    if problems:
+        raise DataError(f"{len(problems)} unusable file(s): {first_few(problems, 3)}")
+    return sizes
