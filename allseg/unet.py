@@ -19,7 +19,7 @@ class TensorflowUNet:
                            loss=make_loss(self.config.train.loss), metrics=make_metrics())
 
     def summary(self):
-        self.model.summary()
+        self.model.summary(line_length=110)  # wide enough for shapes on one line, piped or not
 
 
 def load_trained_model(cfg):

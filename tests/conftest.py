@@ -1,0 +1,77 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = ROOT.parent / "shared" / "data" / "leukemia-early"
+
+sys.path.insert(0, str(ROOT))
+
+
+def tiny_config_text(root, **overrides):
+    """A config for tests: tiny images and network, a handful of steps."""
+    values = {
+        "image_width": "32", "image_height": "32", "base_filters": "4", "num_layers": "2",
+        "epochs": "2", "batch_size": "4", "patience": "2", "show_summary": "False",
+        "loss": '"bce_dice"',
+    }
+    values.update(overrides)
+    r = Path(root).as_posix()
+    return f"""[model]
+image_width    = {values['image_width']}
+image_height   = {values['image_height']}
+image_channels = 3
+num_classes    = 1
+base_filters   = {values['base_filters']}
+num_layers     = {values['num_layers']}
+dropout_rate   = 0.05
+learning_rate  = 0.001
+show_summary   = {values['show_summary']}
+
+[train]
+epochs         = {values['epochs']}
+batch_size     = {values['batch_size']}
+patience       = {values['patience']}
+model_dir      = "{r}/models"
+eval_dir       = "{r}/eval"
+image_datapath = "{r}/ALL/train/original/"
+mask_datapath  = "{r}/ALL/train/segmented/"
+category       = "Early"
+loss           = {values['loss']}
+
+[eval]
+image_datapath = "{r}/ALL/test/original/"
+mask_datapath  = "{r}/ALL/test/segmented/"
+category       = "Early"
+
+[infer]
+images_dir     = "{r}/mini_test"
+output_dir     = "{r}/mini_test_output"
+overlay_dir    = "{r}/mini_test_overlay"
+montage        = "{r}/montage.png"
+"""
+
+
+def run_script(script, *args, cwd=ROOT, check=True):
+    """Runs one of the project's scripts as a user would; returns the CompletedProcess."""
+    env = {**os.environ, "CI": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def synthetic_master(tmp_path_factory):
+    from allseg.synthetic import write_master
+    out = tmp_path_factory.mktemp("master") / "master"
+    write_master(out, per_category=12, seed=3, categories=("Early", "Pro"))
+    return out
+
+
+def needs_real_data():
+    return pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")

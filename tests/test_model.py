@@ -1,0 +1,69 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from allseg.errors import ConfigError
+from allseg.losses_metrics import Dice, IoU
+from allseg.unet import TensorflowUNet
+from conftest import ROOT, run_script, tiny_config_text
+
+
+def test_seed_config_builds_the_seed_graph_with_31110001_parameters():
+    proc = run_script("TensorflowUNet.py")
+    assert "Total params: 31,110,001" in proc.stdout
+    # six poolings of 256 leave a 4x4 bottleneck of 1024 filters
+    assert "(None, 4, 4, 1024)" in proc.stdout
+
+
+def test_model_levels_follow_base_filters_and_num_layers(tmp_path):
+    path = tmp_path / "c.config"
+    path.write_text(tiny_config_text(tmp_path, base_filters="4", num_layers="2"))
+    model = TensorflowUNet(path).model
+    assert model.input_shape == (None, 32, 32, 3)
+    assert model.output_shape == (None, 32, 32, 1)
+    assert model.get_layer("mask").activation.__name__ == "sigmoid"
+    # bottleneck: 32 / 2**2 = 8 pixels wide, 4 * 2**2 = 16 filters
+    assert any(layer.output.shape[1:] == (8, 8, 16) for layer in model.layers)
+
+
+def test_size_not_multiple_of_poolings_is_refused_before_building(tmp_path):
+    path = tmp_path / "c.config"
+    path.write_text(tiny_config_text(tmp_path, image_height="30"))
+    with pytest.raises(ConfigError, match="multiple of 2\\*\\*num_layers"):
+        TensorflowUNet(path)
+
+
+def test_saved_model_reloads_in_a_fresh_process_with_safe_mode(tmp_path):
+    path = tmp_path / "c.config"
+    path.write_text(tiny_config_text(tmp_path))
+    model = TensorflowUNet(path).model
+    x = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("uint8")
+    expected = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x)
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import allseg.losses_metrics, keras, "
+            f"numpy as np; m = keras.models.load_model({str(tmp_path / 'm.keras')!r}); "
+            f"np.save({str(tmp_path / 'y.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r}), "
+            "verbose=0)); print(m.loss.name)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("bce_dice")
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
+
+
+def test_training_metrics_pool_pixels_and_do_not_reward_empty_predictions():
+    truth = np.zeros((2, 4, 4, 1), "float32")
+    truth[0, :2, :2] = 1  # 4 foreground pixels in the first image, none in the second
+    nothing = np.zeros_like(truth)
+    dice, iou = Dice(), IoU()
+    dice.update_state(truth, nothing)
+    iou.update_state(truth, nothing)
+    # per-image "both empty = 1" would give 0.5 here; pooled over the batch it is 0
+    assert float(dice.result()) == 0.0 and float(iou.result()) == 0.0
+    half = truth.copy()
+    half[0, 0, :2] = 0  # predicts 2 of the 4 pixels
+    dice.reset_state()
+    dice.update_state(truth, half)
+    assert float(dice.result()) == pytest.approx(2 * 2 / (2 * 2 + 0 + 2))
