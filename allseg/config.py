@@ -62,6 +62,10 @@ SCHEMA = {
         "learning_rate": number(0.0, 1.0, lo_open=True),
         "show_summary": flag(),
         "activation": choice("elu", "relu", default="elu"),
+        "batch_norm": flag(default=False),
+        # Prediction settings: evaluation and inference both use them, so their masks agree.
+        "tta_flips": flag(default=False),
+        "min_area": integer(0, 1_000_000, default=0),
     },
     "train": {
         "epochs": integer(1, 100000),
@@ -76,6 +80,9 @@ SCHEMA = {
         "validation_split": number(0.0, 1.0, default=0.2, lo_open=True, hi_open=True),
         "loss": choice("bce", "bce_dice", default="bce"),
         "cache": flag(default=False),
+        "augment_flips": flag(default=False),
+        "augment_color": number(0.0, 1.0, default=0.0),
+        "lr_schedule": choice("constant", "cosine", "plateau", default="constant"),
     },
     "eval": {
         "image_datapath": path(),

@@ -2,6 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
+from allseg.augment import augment
 from allseg.errors import DataError
 from allseg.images import read_mask, read_rgb, resize_image, resize_mask
 from allseg.pairing import check_readable, find_pairs
@@ -31,8 +32,10 @@ def load_image(image_path, height, width):
     return resize_image(read_rgb(image_path), height, width)
 
 
-def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=False):
-    """Batches of (image, mask); files are read lazily, so memory stays flat without cache."""
+def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=False,
+                 flips=False, colour=0.0):
+    """Batches of (image, mask); files are read lazily, so memory stays flat without cache.
+    With shuffle_seed set (training), flips and colour jitter are drawn from that seed."""
     images = [str(p.image) for p in pairs]
     masks = [str(p.mask) for p in pairs]
     ds = tf.data.Dataset.from_tensor_slices((images, masks))
@@ -52,6 +55,8 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
         ds = ds.cache()
         if shuffle_seed is not None:
             ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
+    if shuffle_seed is not None:
+        ds = augment(ds, shuffle_seed, flips, colour, square=height == width)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -86,6 +91,7 @@ class ALLDataset:
     def __len__(self):
         return len(self.pairs)
 
-    def dataset(self, pairs=None, batch_size=4, shuffle_seed=None, cache=False):
+    def dataset(self, pairs=None, batch_size=4, shuffle_seed=None, cache=False, flips=False,
+                colour=0.0):
         return pair_dataset(self.pairs if pairs is None else pairs, self.height, self.width,
-                            batch_size, shuffle_seed, cache)
+                            batch_size, shuffle_seed, cache, flips, colour)

@@ -6,11 +6,11 @@ import numpy as np
 
 from allseg.dataset import ALLDataset
 from allseg.files import write_json
-from allseg.images import read_mask, resize_probability
+from allseg.images import read_mask
+from allseg.predict import THRESHOLD, predict_probabilities, to_mask
 from allseg.scoring import score_image, summarize
 from allseg.unet import load_trained_model
 
-THRESHOLD = 0.5
 SUMMARY = "summary.json"
 
 
@@ -18,7 +18,7 @@ def evaluate(cfg, model=None):
     """Returns the summary dict and writes it to <eval_dir>/summary.json."""
     model = model or load_trained_model(cfg)
     data = ALLDataset.from_config(cfg, "eval")
-    print(f"Evaluating {len(data)} pairs in {cfg.eval.image_datapath}{cfg.eval.category}")
+    print(f"Evaluating {len(data)} pairs in {Path(cfg.eval.image_datapath) / cfg.eval.category}")
     batch_size = cfg.train.batch_size
     ds = data.dataset(batch_size=batch_size)
 
@@ -26,16 +26,17 @@ def evaluate(cfg, model=None):
     progress = keras.utils.Progbar(len(data), unit_name="image")
     pairs = iter(data.pairs)
     for images, masks in ds:
-        probs = model.predict_on_batch(images)
+        probs = predict_probabilities(model, images, cfg.model.tta_flips)
+        masks = masks.numpy()[..., 0]
         n = len(probs)
         # The loss and accuracy the seed printed: at the model's size, over the batch.
-        loss_sum += float(model.loss(masks, probs)) * n
-        correct += int(np.count_nonzero((probs > THRESHOLD) == (masks.numpy() > 0.5)))
+        loss_sum += float(model.loss(masks[..., None], probs[..., None])) * n
+        correct += int(np.count_nonzero((probs > THRESHOLD) == (masks > 0.5)))
         pixels += probs.size
         for prob in probs:
             pair = next(pairs)
             truth = read_mask(pair.mask)
-            pred = resize_probability(prob[..., 0], *truth.shape) > THRESHOLD
+            pred = to_mask(prob, *truth.shape, min_area=cfg.model.min_area)
             rows.append(score_image(pair.image.name, pred, truth))
         progress.add(n)
 

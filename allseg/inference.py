@@ -6,10 +6,10 @@ import keras
 import numpy as np
 
 from allseg.errors import UserError
-from allseg.images import is_image_file, read_rgb, resize_image, resize_probability, write_png
+from allseg.images import is_image_file, read_rgb, resize_image, write_png
+from allseg.predict import predict_probabilities, to_mask
 from allseg.unet import load_trained_model
 
-THRESHOLD = 0.5
 OVERLAY_COLOUR = (0, 255, 0)  # RGB
 MONTAGE_TILE = 160
 MONTAGE_MAX_IMAGES = 10
@@ -81,9 +81,9 @@ def infer(cfg, model=None):
                 print(f"\nerror: {exc} (skipped; the other images go on)")
         if batch:
             x = np.stack([resize_image(rgb, m.image_height, m.image_width) for _, rgb in batch])
-            probs = model.predict_on_batch(x)
+            probs = predict_probabilities(model, x, m.tta_flips)
             for (path, rgb), prob in zip(batch, probs):
-                mask = resize_probability(prob[..., 0], *rgb.shape[:2]) > THRESHOLD
+                mask = to_mask(prob, *rgb.shape[:2], min_area=m.min_area)
                 mask_png = (mask * 255).astype(np.uint8)
                 shown = overlay(rgb, mask)
                 write_png(output_dir / f"{path.stem}.png", mask_png)

@@ -4,15 +4,21 @@ from keras import layers
 
 
 def build_unet(height, width, channels=3, num_classes=1, base_filters=16, num_layers=6,
-               dropout_rate=0.08, activation="elu"):
+               dropout_rate=0.08, activation="elu", batch_norm=False):
     """Encoder of ``num_layers`` levels, a bottleneck, a mirrored decoder and a sigmoid 1x1 head.
 
     Inputs are raw 0-255 pixels: the Rescaling layer scales them, so a saved ``.keras`` file
     carries its own preprocessing and reloads without custom code.
     """
     def conv(x, filters):
-        return layers.Conv2D(filters, 3, padding="same", activation=activation,
-                             kernel_initializer="he_normal")(x)
+        if not batch_norm:
+            return layers.Conv2D(filters, 3, padding="same", activation=activation,
+                                 kernel_initializer="he_normal")(x)
+        # Batch norm replaces the bias; it steadies training at higher learning rates.
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                          kernel_initializer="he_normal")(x)
+        x = layers.BatchNormalization()(x)
+        return layers.Activation(activation)(x)
 
     def conv_block(x, filters):
         x = conv(x, filters)

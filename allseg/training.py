@@ -59,13 +59,21 @@ def describe_device():
     return f"CPU ({os.cpu_count()} cores; no GPU visible)"
 
 
+def learning_rate(cfg, steps_per_epoch):
+    """A cosine decay over all epochs for lr_schedule = "cosine"; else the constant rate."""
+    if cfg.train.lr_schedule != "cosine":
+        return None
+    return keras.optimizers.schedules.CosineDecay(
+        cfg.model.learning_rate, decay_steps=cfg.train.epochs * steps_per_epoch, alpha=0.02)
+
+
 def train(cfg):
     """Trains as the config says; returns a dict of what was written and how training went."""
     t = cfg.train
     keras.utils.set_random_seed(t.seed)  # Python, NumPy and TensorFlow
     data = ALLDataset.from_config(cfg, "train")
     train_pairs, val_pairs = split_pairs(data.pairs, t.validation_split, t.seed)
-    print(f"Data: {len(data)} pairs in {t.image_datapath}{t.category}: "
+    print(f"Data: {len(data)} pairs in {Path(t.image_datapath) / t.category}: "
           f"{len(train_pairs)} train, {len(val_pairs)} validation (seed {t.seed})")
     print(f"Device: {describe_device()}")
 
@@ -79,10 +87,12 @@ def train(cfg):
         if kept:
             print(f"Kept the previous {path.name} as {kept}")
 
-    unet = TensorflowUNet(cfg)
+    steps_per_epoch = -(-len(train_pairs) // t.batch_size)
+    unet = TensorflowUNet(cfg, learning_rate=learning_rate(cfg, steps_per_epoch))
     if cfg.model.show_summary:
         unet.summary()
-    train_ds = data.dataset(train_pairs, t.batch_size, shuffle_seed=t.seed, cache=t.cache)
+    train_ds = data.dataset(train_pairs, t.batch_size, shuffle_seed=t.seed, cache=t.cache,
+                            flips=t.augment_flips, colour=t.augment_color)
     val_ds = data.dataset(val_pairs, t.batch_size, cache=t.cache)
     callbacks = [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience,
@@ -91,6 +101,9 @@ def train(cfg):
         keras.callbacks.CSVLogger(str(outputs["log"])),
         PlotCurves(eval_dir),
     ]
+    if t.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(1, t.patience // 3), verbose=1))
     history = unet.model.fit(train_ds, validation_data=val_ds, epochs=t.epochs,
                              callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")
     val_losses = history.history["val_loss"]

@@ -9,13 +9,15 @@ from allseg.model import build_unet
 class TensorflowUNet:
     """Reads a config file and builds and compiles the U-Net it describes (``self.model``)."""
 
-    def __init__(self, config="./train_eval_infer.config"):
+    def __init__(self, config="./train_eval_infer.config", learning_rate=None):
         # A path is read and checked here; an already loaded config is used as it is.
         self.config = config if hasattr(config, "model") else load_config(config)
         m = self.config.model
         self.model = build_unet(m.image_height, m.image_width, m.image_channels, m.num_classes,
-                                m.base_filters, m.num_layers, m.dropout_rate, m.activation)
-        self.model.compile(optimizer=keras.optimizers.Adam(m.learning_rate),
+                                m.base_filters, m.num_layers, m.dropout_rate, m.activation,
+                                m.batch_norm)
+        # learning_rate may be a schedule built by the trainer; the config's value otherwise.
+        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate or m.learning_rate),
                            loss=make_loss(self.config.train.loss), metrics=make_metrics())
 
     def summary(self):

@@ -1,0 +1,41 @@
+"""Random augmentation applied jointly to an image and its mask, seeded for reproducibility."""
+import tensorflow as tf
+
+
+def _geometry(image, mask, seed, square):
+    """Flips and (for square images) 90-degree turns: exact, so the mask stays pixel-true."""
+    both = tf.concat([image, mask], axis=-1)
+    both = tf.image.stateless_random_flip_left_right(both, seed)
+    both = tf.image.stateless_random_flip_up_down(both, seed + 1)
+    if square:
+        turns = tf.random.stateless_uniform([], seed + 2, 0, 4, dtype=tf.int32)
+        both = tf.image.rot90(both, turns)
+    return both[..., :3], both[..., 3:]
+
+
+def _colour(image, seed, strength):
+    """Stain and light variation: brightness, contrast, saturation and hue, scaled by strength."""
+    x = image / 255.0
+    x = tf.image.stateless_random_brightness(x, 0.15 * strength, seed + 3)
+    x = tf.image.stateless_random_contrast(x, 1 - 0.3 * strength, 1 + 0.3 * strength, seed + 4)
+    x = tf.image.stateless_random_saturation(x, 1 - 0.3 * strength, 1 + 0.3 * strength, seed + 5)
+    x = tf.image.stateless_random_hue(x, 0.05 * strength, seed + 6)
+    return tf.clip_by_value(x, 0.0, 1.0) * 255.0
+
+
+def augment(ds, seed, flips, colour_strength, square):
+    """Maps (image, mask) to augmented (float image 0-255, mask); new draws every epoch."""
+    if not flips and colour_strength <= 0:
+        return ds
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def apply(pair, seed_pair):
+        image, mask = pair
+        image = tf.cast(image, tf.float32)
+        if flips:
+            image, mask = _geometry(image, mask, seed_pair, square)
+        if colour_strength > 0:
+            image = _colour(image, seed_pair, colour_strength)
+        return image, mask
+
+    return tf.data.Dataset.zip((ds, seeds)).map(apply, num_parallel_calls=tf.data.AUTOTUNE)

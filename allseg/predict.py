@@ -1,0 +1,37 @@
+"""From images to masks at their own size: shared by evaluation and inference so they agree."""
+import cv2
+import numpy as np
+
+from allseg.images import resize_probability
+
+THRESHOLD = 0.5
+
+
+def predict_probabilities(model, images, tta_flips=False):
+    """Foreground probabilities (N, H, W) at the model's size; with tta_flips, the mean over the
+    image and its horizontal, vertical and double flips (each flipped back)."""
+    images = np.asarray(images)
+    if not tta_flips:
+        return model.predict_on_batch(images)[..., 0]
+    total = np.zeros(images.shape[:3], np.float32)
+    for axes in ((), (2,), (1,), (1, 2)):
+        flipped = np.flip(images, axes) if axes else images
+        prob = model.predict_on_batch(np.ascontiguousarray(flipped))[..., 0]
+        total += np.flip(prob, tuple(a for a in axes)) if axes else prob
+    return total / 4
+
+
+def remove_small_components(mask, min_area):
+    """Drops connected foreground regions smaller than min_area pixels (8-connected)."""
+    if min_area <= 1 or not mask.any():
+        return mask
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    return keep[labels]
+
+
+def to_mask(prob, height, width, min_area=0):
+    """A probability map at the model's size -> a boolean mask at (height, width)."""
+    mask = resize_probability(prob, height, width) > THRESHOLD
+    return remove_small_components(mask, min_area)

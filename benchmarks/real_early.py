@@ -1,0 +1,154 @@
+"""The real ALL Early class, reference split: train, evaluate, and score a colour-threshold baseline.
+
+    python benchmarks/real_early.py [--data DIR] [--config FILE] [--scratch DIR] [--out DIR]
+
+Reproduces the 788/197 split with split_master.py --split-csv into a scratch folder, trains with
+the config (its data paths pointed at the scratch copy), evaluates with the project's evaluator,
+and in the same run fits the colour threshold "blue minus green > t" on the training images and
+scores it on the test images. Prints one table and writes it as JSON and Markdown; also draws the
+per-image Dice histogram and the five worst test images.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import DEFAULT_DATA, ROOT, read_summary, reference_split, run, write_config
+
+from allseg.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
+from allseg.pairing import find_pairs  # noqa: E402
+from allseg.scoring import score_image, summarize  # noqa: E402
+
+
+def blue_minus_green(rgb):
+    return rgb[..., 2].astype(np.int16) - rgb[..., 1].astype(np.int16)
+
+
+def colour_threshold_baseline(all_dir):
+    """Chooses t on the training images (best mean per-image Dice), then scores the test images."""
+    def load(split):
+        pairs = find_pairs(all_dir / split / "original", all_dir / split / "segmented", "Early")
+        return [(p.image.name, blue_minus_green(read_rgb(p.image)), read_mask(p.mask)) for p in pairs]
+
+    train = load("train")
+    best_t, best = None, -1.0
+    for t in range(0, 160, 5):
+        score = np.mean([score_image(n, d > t, m)["dice"] for n, d, m in train])
+        if score > best:
+            best_t, best = t, score
+    test = load("test")
+    rows = [score_image(n, d > best_t, m) for n, d, m in test]
+    return best_t, summarize(rows)
+
+
+def table_row(method, s, seconds=None):
+    return {"method": method, "mean_dice": s["mean_dice"], "median_dice": s["median_dice"],
+            "p10_dice": s["p10_dice"], "pooled_dice": s["pooled_dice"], "mean_iou": s["mean_iou"],
+            "pixel_accuracy": s["pixel_accuracy"],
+            "train_minutes": None if seconds is None else seconds / 60}
+
+
+def markdown(rows):
+    lines = ["| method | mean Dice | median Dice | 10th pct Dice | pooled Dice | mean IoU | pixel acc. | training |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        minutes = "-" if r["train_minutes"] is None else f"{r['train_minutes']:.1f} min"
+        lines.append(f"| {r['method']} | {r['mean_dice']:.3f} | {r['median_dice']:.3f} | "
+                     f"{r['p10_dice']:.3f} | {r['pooled_dice']:.3f} | {r['mean_iou']:.3f} | "
+                     f"{r['pixel_accuracy']:.4f} | {minutes} |")
+    return "\n".join(lines)
+
+
+def histogram(per_image, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    dices = [r["dice"] for r in per_image]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    ax.hist(dices, bins=np.linspace(min(0.5, min(dices)), 1.0, 41), color="#6a4c93")
+    ax.axvline(np.mean(dices), color="k", linestyle="--", label=f"mean {np.mean(dices):.3f}")
+    ax.set_xlabel("per-image Dice")
+    ax.set_ylabel("test images")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def worst_montage(config, all_dir, per_image, path, count=5):
+    """image | truth | prediction for the `count` lowest-Dice test images."""
+    import cv2
+
+    from allseg.config import load_config
+    from allseg.predict import predict_probabilities, to_mask
+    from allseg.unet import load_trained_model
+
+    cfg = load_config(config)
+    model = load_trained_model(cfg)
+    worst = sorted(per_image, key=lambda r: r["dice"])[:count]
+    rows = []
+    for r in worst:
+        rgb = read_rgb(all_dir / "test" / "original" / "Early" / r["file"])
+        truth = read_mask(all_dir / "test" / "segmented" / "Early" / r["file"])
+        x = cv2.resize(rgb, (cfg.model.image_width, cfg.model.image_height))[None]
+        prob = predict_probabilities(model, x, cfg.model.tta_flips)[0]
+        pred = to_mask(prob, *truth.shape, min_area=cfg.model.min_area)
+        gray = lambda m: cv2.cvtColor(m.astype(np.uint8) * 255, cv2.COLOR_GRAY2RGB)  # noqa: E731
+        row = np.concatenate([rgb, gray(truth), gray(pred)], axis=1)
+        cv2.putText(row, f"{r['file']}  Dice {r['dice']:.3f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4, (255, 255, 0), 1, cv2.LINE_AA)
+        rows.append(row)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    return [r["file"] for r in worst]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--config", type=Path, default=ROOT / "configs" / "early_cpu.config")
+    parser.add_argument("--scratch", type=Path, default=ROOT / "bench_runs" / "real_early")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--assets", type=Path, default=ROOT / "asset")
+    parser.add_argument("--reuse-run", type=Path,
+                        help="evaluate the model of this earlier run again (e.g. after changing "
+                             "prediction settings chosen on validation) instead of training")
+    args = parser.parse_args()
+    if not (args.data / "split.csv").is_file():
+        raise SystemExit(f"{args.data}: no split.csv there; pass --data with the real Early class")
+
+    all_dir = reference_split(args.data, args.scratch)
+    run_dir = args.reuse_run or args.scratch / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = write_config(args.config, run_dir / "config", run_dir, all_dir)
+    if args.reuse_run:
+        train_seconds = float((run_dir / "train_seconds.txt").read_text())
+    else:
+        train_seconds = run("TensorflowUNetALLTrainer.py", config)
+        (run_dir / "train_seconds.txt").write_text(f"{train_seconds:.1f}\n")
+    run("TensorflowUNetALLEvaluator.py", config)
+    unet = read_summary(run_dir / "eval")
+
+    threshold, baseline = colour_threshold_baseline(all_dir)
+    rows = [table_row(f"colour threshold (blue - green > {threshold}, fitted on train)", baseline),
+            table_row(f"U-Net ({args.config.name})", unet, train_seconds)]
+    print()
+    print(markdown(rows))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    args.assets.mkdir(parents=True, exist_ok=True)
+    histogram(unet["per_image"], args.assets / "real_early_dice_histogram.png",
+              f"U-Net ({args.config.name}), {unet['num_images']} test images")
+    worst = worst_montage(config, all_dir, unet["per_image"], args.assets / "real_early_worst5.png")
+    result = {"config": str(args.config.relative_to(ROOT)) if args.config.is_relative_to(ROOT)
+              else str(args.config), "rows": rows, "worst5": worst,
+              "unet_summary": {k: v for k, v in unet.items() if k != "per_image"}}
+    (args.out / "real_early.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "real_early.md").write_text(markdown(rows) + "\n")
+    print(f"Wrote {args.out / 'real_early.json'}, {args.out / 'real_early.md'}, "
+          f"{args.assets / 'real_early_dice_histogram.png'}, {args.assets / 'real_early_worst5.png'}")
+
+
+if __name__ == "__main__":
+    main()
