@@ -21,7 +21,7 @@ from allseg.pairing import find_pairs  # noqa: E402
 
 VARIANTS = {
     "full (configs/early_cpu.config)": {},
-    "no batch norm": {"model.batch_norm": "False"},
+    "batch norm on": {"model.batch_norm": "True"},
     "no flips / 90-degree turns": {"train.augment_flips": "False"},
     "bce loss instead of bce+dice": {"train.loss": '"bce"'},
     "colour jitter 0.5 added": {"train.augment_color": "0.5"},
@@ -95,8 +95,20 @@ def main():
                          "train_minutes": None})
             print(rows[-1], flush=True)
 
+    print(save(args.out, rows, args.epochs, n_val))
+
+
+def save(out, new_rows, epochs, n_val):
+    """Merges rows into out/ablation.json (a variant run again replaces its row), rewrites the
+    Markdown table, and returns it: variants can be run in separate sittings."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "ablation.json"
+    rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    names = {r["variant"] for r in new_rows}
+    rows = [r for r in rows if r["variant"] not in names] + new_rows
+    path.write_text(json.dumps({"epochs": epochs, "n_val": n_val, "rows": rows}, indent=2) + "\n")
     lines = [f"Validation split: {n_val} of the 788 training images. Trained variants: "
-             f"{args.epochs} epochs each; prediction settings: on one model, no retraining.", "",
+             f"{epochs} epochs each; prediction settings: on one model, no retraining.", "",
              "| variant | val mean Dice | val 10th pct | val pooled Dice | training |",
              "|---|---|---|---|---|"]
     for r in rows:
@@ -104,11 +116,8 @@ def main():
         lines.append(f"| {r['variant']} | {r['val_mean_dice']:.4f} | {r['val_p10_dice']:.4f} | "
                      f"{r['val_pooled_dice']:.4f} | {minutes} |")
     table = "\n".join(lines)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ablation.json").write_text(json.dumps(
-        {"epochs": args.epochs, "n_val": n_val, "rows": rows}, indent=2) + "\n")
-    (args.out / "ablation.md").write_text(table + "\n")
+    (out / "ablation.md").write_text(table + "\n")
+    return table
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ Reproduces the 788/197 split with split_master.py --split-csv into a scratch fol
 the config (its data paths pointed at the scratch copy), evaluates with the project's evaluator,
 and in the same run fits the colour threshold "blue minus green > t" on the training images and
 scores it on the test images. Prints one table and writes it as JSON and Markdown; also draws the
-per-image Dice histogram and the five worst test images.
+per-image Dice histogram and the five worst test images (masks only in asset/; with the
+original images in the scratch folder, since dataset images are never copied into the project).
 """
 import argparse
 import json
@@ -78,8 +79,19 @@ def histogram(per_image, path, title):
     plt.close(fig)
 
 
-def worst_montage(config, all_dir, per_image, path, count=5):
-    """image | truth | prediction for the `count` lowest-Dice test images."""
+def error_map(truth, pred):
+    """White: found; red: missed (false negative); cyan: false positive."""
+    out = np.zeros(truth.shape + (3,), np.uint8)
+    out[truth & pred] = (255, 255, 255)
+    out[truth & ~pred] = (255, 40, 40)
+    out[~truth & pred] = (0, 220, 255)
+    return out
+
+
+def worst_montage(config, all_dir, per_image, path, private_path, count=5):
+    """truth | prediction | errors for the `count` lowest-Dice test images. Only masks go to
+    `path` (committed with the README: no dataset image is copied into the project); the version
+    with each original image in front goes to `private_path`, in the scratch folder."""
     import cv2
 
     from allseg.config import load_config
@@ -89,19 +101,21 @@ def worst_montage(config, all_dir, per_image, path, count=5):
     cfg = load_config(config)
     model = load_trained_model(cfg)
     worst = sorted(per_image, key=lambda r: r["dice"])[:count]
-    rows = []
+    public, private = [], []
+    gray = lambda m: cv2.cvtColor(m.astype(np.uint8) * 255, cv2.COLOR_GRAY2RGB)  # noqa: E731
     for r in worst:
         rgb = read_rgb(all_dir / "test" / "original" / "Early" / r["file"])
         truth = read_mask(all_dir / "test" / "segmented" / "Early" / r["file"])
         x = cv2.resize(rgb, (cfg.model.image_width, cfg.model.image_height))[None]
         prob = predict_probabilities(model, x, cfg.model.tta_flips)[0]
         pred = to_mask(prob, *truth.shape, min_area=cfg.model.min_area)
-        gray = lambda m: cv2.cvtColor(m.astype(np.uint8) * 255, cv2.COLOR_GRAY2RGB)  # noqa: E731
-        row = np.concatenate([rgb, gray(truth), gray(pred)], axis=1)
+        row = np.concatenate([gray(truth), gray(pred), error_map(truth, pred)], axis=1)
         cv2.putText(row, f"{r['file']}  Dice {r['dice']:.3f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX,
                     0.4, (255, 255, 0), 1, cv2.LINE_AA)
-        rows.append(row)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+        public.append(row)
+        private.append(np.concatenate([rgb, row], axis=1))
+    for rows, target in ((public, path), (private, private_path)):
+        cv2.imwrite(str(target), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
     return [r["file"] for r in worst]
 
 
@@ -140,7 +154,8 @@ def main():
     args.assets.mkdir(parents=True, exist_ok=True)
     histogram(unet["per_image"], args.assets / "real_early_dice_histogram.png",
               f"U-Net ({args.config.name}), {unet['num_images']} test images")
-    worst = worst_montage(config, all_dir, unet["per_image"], args.assets / "real_early_worst5.png")
+    worst = worst_montage(config, all_dir, unet["per_image"], args.assets / "real_early_worst5.png",
+                          run_dir / "worst5_with_images.png")
     result = {"config": str(args.config.relative_to(ROOT)) if args.config.is_relative_to(ROOT)
               else str(args.config), "rows": rows, "worst5": worst,
               "unet_summary": {k: v for k, v in unet.items() if k != "per_image"}}
