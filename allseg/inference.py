@@ -44,22 +44,23 @@ def montage(columns, labels):
     return np.concatenate([label_bar, grid], axis=0)
 
 
-def _check_folders(images_dir, output_dir, overlay_dir):
+def _check_folders(images_dir, output_dir, overlay_dir, montage):
     if not images_dir.is_dir():
         raise UserError(f"[infer] images_dir = {images_dir}: folder not found")
     src = images_dir.resolve()
-    for name, folder in (("output_dir", output_dir), ("overlay_dir", overlay_dir)):
+    outputs = (("output_dir", output_dir), ("overlay_dir", overlay_dir), ("montage", montage.parent))
+    for name, folder in outputs:
         dst = folder.resolve()
         if dst == src or src in dst.parents:
             raise UserError(f"[infer] {name} = {folder} is inside images_dir = {images_dir}: "
-                            "masks would mix with the inputs; choose a folder outside it")
+                            "outputs would mix with the inputs; choose a place outside it")
 
 
 def infer(cfg, model=None):
     """Writes masks, overlays and a montage; returns (written, skipped, failed) lists."""
     c, m = cfg.infer, cfg.model
     images_dir, output_dir, overlay_dir = Path(c.images_dir), Path(c.output_dir), Path(c.overlay_dir)
-    _check_folders(images_dir, output_dir, overlay_dir)
+    _check_folders(images_dir, output_dir, overlay_dir, Path(c.montage))
     model = model or load_trained_model(cfg)
     files = sorted(p for p in images_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     skipped = [p for p in files if not is_image_file(p)]

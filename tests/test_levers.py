@@ -67,3 +67,4 @@ def test_speck_removal_keeps_large_regions_only():
     assert remove_small_components(mask, 0).sum() == 37
     prob = mask.astype(np.float32)
     assert to_mask(prob, 40, 40, min_area=0).shape == (40, 40)
+
