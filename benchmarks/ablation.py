@@ -21,7 +21,7 @@ from allseg.pairing import find_pairs  # noqa: E402
 
 VARIANTS = {
     "full (configs/early_cpu.config)": {},
-    "batch norm on": {"model.batch_norm": "True"},
+    "batch norm off": {"model.batch_norm": "False"},
     "no flips / 90-degree turns": {"train.augment_flips": "False"},
     "bce loss instead of bce+dice": {"train.loss": '"bce"'},
     "colour jitter 0.5 added": {"train.augment_color": "0.5"},
