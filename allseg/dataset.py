@@ -28,10 +28,6 @@ def load_pair(image_path, mask_path, height, width):
     return image, mask[..., None].astype(np.float32)
 
 
-def load_image(image_path, height, width):
-    return resize_image(read_rgb(image_path), height, width)
-
-
 def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=False,
                  flips=False, colour=0.0):
     """Batches of (image, mask); files are read lazily, so memory stays flat without cache.
@@ -60,27 +56,13 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def image_dataset(paths, height, width, batch_size):
-    """Batches of images at the model's size, in the order given (for prediction)."""
-    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
-
-    def load(path):
-        image = tf.numpy_function(lambda p: load_image(p.decode(), height, width),
-                                  [path], tf.uint8, stateful=False)
-        image.set_shape((height, width, 3))
-        return image
-
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
 class ALLDataset:
     """The pairs under ``<image_datapath>/<category>`` and ``<mask_datapath>/<category>``."""
 
     def __init__(self, image_datapath, mask_datapath, category, height, width):
         self.height, self.width = height, width
         self.pairs = find_pairs(image_datapath, mask_datapath, category)
-        self.sizes = check_readable(self.pairs)
+        check_readable(self.pairs)
 
     @classmethod
     def from_config(cls, cfg, section):

@@ -51,8 +51,8 @@ def find_pairs(image_dir, mask_dir, category):
 
 
 def check_readable(pairs):
-    """Decode every file once so a bad one stops the run now, not mid-epoch; returns sizes."""
-    problems, sizes = [], []
+    """Decode every file once so a bad one stops the run now, not mid-epoch."""
+    problems = []
     for pair in pairs:
         try:
             image_shape = read_rgb(pair.image).shape[:2]
@@ -63,7 +63,5 @@ def check_readable(pairs):
         if image_shape != mask_shape:
             problems.append(f"{pair.mask}: size {mask_shape[1]}x{mask_shape[0]} differs from its "
                             f"image's {image_shape[1]}x{image_shape[0]}")
-        sizes.append(image_shape)
     if problems:
         raise DataError(f"{len(problems)} unusable file(s): {first_few(problems, 3)}")
-    return sizes
