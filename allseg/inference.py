@@ -6,8 +6,8 @@ import keras
 import numpy as np
 
 from allseg.errors import UserError
-from allseg.images import is_image_file, read_rgb, resize_image, write_png
-from allseg.predict import predict_probabilities, to_mask
+from allseg.images import is_image_file, read_rgb, write_png
+from allseg.predict import predict_masks
 from allseg.unet import load_trained_model
 
 OVERLAY_COLOUR = (0, 255, 0)  # RGB
@@ -81,10 +81,8 @@ def infer(cfg, model=None):
                 failed.append((path, str(exc)))
                 print(f"\nerror: {exc} (skipped; the other images go on)")
         if batch:
-            x = np.stack([resize_image(rgb, m.image_height, m.image_width) for _, rgb in batch])
-            probs = predict_probabilities(model, x, m.tta_flips)
-            for (path, rgb), prob in zip(batch, probs):
-                mask = to_mask(prob, *rgb.shape[:2], min_area=m.min_area)
+            masks = predict_masks(model, [rgb for _, rgb in batch], m)
+            for (path, rgb), mask in zip(batch, masks):
                 mask_png = (mask * 255).astype(np.uint8)
                 shown = overlay(rgb, mask)
                 write_png(output_dir / f"{path.stem}.png", mask_png)

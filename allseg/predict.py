@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 
-from allseg.images import resize_probability
+from allseg.images import resize_image, resize_probability
 
 THRESHOLD = 0.5
 
@@ -14,10 +14,9 @@ def predict_probabilities(model, images, tta_flips=False):
     if not tta_flips:
         return model.predict_on_batch(images)[..., 0]
     total = np.zeros(images.shape[:3], np.float32)
-    for axes in ((), (2,), (1,), (1, 2)):
-        flipped = np.flip(images, axes) if axes else images
-        prob = model.predict_on_batch(np.ascontiguousarray(flipped))[..., 0]
-        total += np.flip(prob, tuple(a for a in axes)) if axes else prob
+    for axes in ((), (2,), (1,), (1, 2)):  # as is, left-right, up-down, both
+        prob = model.predict_on_batch(np.ascontiguousarray(np.flip(images, axes)))[..., 0]
+        total += np.flip(prob, axes)
     return total / 4
 
 
@@ -35,3 +34,11 @@ def to_mask(prob, height, width, min_area=0):
     """A probability map at the model's size -> a boolean mask at (height, width)."""
     mask = resize_probability(prob, height, width) > THRESHOLD
     return remove_small_components(mask, min_area)
+
+
+def predict_masks(model, rgbs, m):
+    """Boolean masks, each at its own image's size, for RGB images of any size, using the
+    [model] section ``m`` for the input size and the prediction settings."""
+    x = np.stack([resize_image(rgb, m.image_height, m.image_width) for rgb in rgbs])
+    probs = predict_probabilities(model, x, m.tta_flips)
+    return [to_mask(prob, *rgb.shape[:2], min_area=m.min_area) for rgb, prob in zip(rgbs, probs)]

@@ -95,7 +95,7 @@ def worst_montage(config, all_dir, per_image, path, private_path, count=5):
     import cv2
 
     from allseg.config import load_config
-    from allseg.predict import predict_probabilities, to_mask
+    from allseg.predict import predict_masks
     from allseg.unet import load_trained_model
 
     cfg = load_config(config)
@@ -106,9 +106,7 @@ def worst_montage(config, all_dir, per_image, path, private_path, count=5):
     for r in worst:
         rgb = read_rgb(all_dir / "test" / "original" / "Early" / r["file"])
         truth = read_mask(all_dir / "test" / "segmented" / "Early" / r["file"])
-        x = cv2.resize(rgb, (cfg.model.image_width, cfg.model.image_height))[None]
-        prob = predict_probabilities(model, x, cfg.model.tta_flips)[0]
-        pred = to_mask(prob, *truth.shape, min_area=cfg.model.min_area)
+        pred = predict_masks(model, [rgb], cfg.model)[0]
         row = np.concatenate([gray(truth), gray(pred), error_map(truth, pred)], axis=1)
         cv2.putText(row, f"{r['file']}  Dice {r['dice']:.3f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX,
                     0.4, (255, 255, 0), 1, cv2.LINE_AA)
