@@ -50,6 +50,12 @@ def flag(default=REQUIRED):
     return Key(bool, default, None, "True or False")
 
 
+def auto_flag():
+    """True, False or "auto" (decided by the hardware found at run time)."""
+    return Key(object, "auto", lambda v: v is True or v is False or v == "auto",
+               'True, False or "auto"')
+
+
 SCHEMA = {
     "model": {
         "image_width": integer(8, 8192),
@@ -83,6 +89,10 @@ SCHEMA = {
         "augment_flips": flag(default=False),
         "augment_color": number(0.0, 1.0, default=0.0),
         "lr_schedule": choice("constant", "cosine", "plateau", default="constant"),
+        # Speed switches: "auto" turns them on with a GPU and off on a CPU.
+        "mixed_precision": auto_flag(),
+        "jit_compile": auto_flag(),
+        "steps_per_execution": integer(1, 10000, default=1),
     },
     "eval": {
         "image_datapath": path(),
@@ -115,6 +125,8 @@ _NOT_A_LITERAL = object()
 
 def _coerce(value, key: Key):
     """The value as key.kind, or _NOT_A_LITERAL where its type is wrong."""
+    if key.kind is object:
+        return value
     if key.kind is bool:
         return value if isinstance(value, bool) else _NOT_A_LITERAL
     if key.kind is int:

@@ -29,9 +29,10 @@ def load_pair(image_path, mask_path, height, width):
 
 
 def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=False,
-                 flips=False, colour=0.0):
+                 flips=False, colour=0.0, repeat=False):
     """Batches of (image, mask); files are read lazily, so memory stays flat without cache.
-    With shuffle_seed set (training), flips and colour jitter are drawn from that seed."""
+    With shuffle_seed set (training), order, flips and colour jitter are drawn from that seed and
+    change every epoch; repeat=True makes the stream endless (one epoch after another)."""
     images = [str(p.image) for p in pairs]
     masks = [str(p.mask) for p in pairs]
     ds = tf.data.Dataset.from_tensor_slices((images, masks))
@@ -53,7 +54,8 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
             ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
     if shuffle_seed is not None:
         ds = augment(ds, shuffle_seed, flips, colour, square=height == width)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    return (ds.repeat() if repeat else ds).prefetch(tf.data.AUTOTUNE)
 
 
 class ALLDataset:
@@ -74,6 +76,6 @@ class ALLDataset:
         return len(self.pairs)
 
     def dataset(self, pairs=None, batch_size=4, shuffle_seed=None, cache=False, flips=False,
-                colour=0.0):
+                colour=0.0, repeat=False):
         return pair_dataset(self.pairs if pairs is None else pairs, self.height, self.width,
-                            batch_size, shuffle_seed, cache, flips, colour)
+                            batch_size, shuffle_seed, cache, flips, colour, repeat)

@@ -21,12 +21,16 @@ def keep_previous(path) -> Path | None:
     return target
 
 
-def write_json(path, data):
-    """Write JSON to a temporary name and rename it, so a crash never leaves half a file."""
+def write_text(path, text):
+    """Write text to a temporary name and rename it, so a crash never leaves half a file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json(path, data):
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def set_aside(folder):

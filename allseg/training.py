@@ -1,13 +1,18 @@
-"""Fits the U-Net on the [train] pairs: validation split, early stopping, best model, logs, plots."""
+"""Fits the U-Net on the [train] pairs: validation split, early stopping, best model, logs, plots,
+and a resume point after every epoch so a killed run continues where it stopped."""
+import csv
+import io
+import math
 import os
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
+from allseg.accel import describe_device, resolve
 from allseg.dataset import ALLDataset, split_pairs
-from allseg.files import keep_previous
+from allseg.files import keep_previous, write_text
 from allseg.plots import plot_history
+from allseg.resume import RESUME_DIR, ResumePoint, finish, fingerprint, load_unfinished
 from allseg.unet import TensorflowUNet
 
 BEST_MODEL = "best_model.keras"
@@ -20,10 +25,10 @@ class SaveBestModel(keras.callbacks.Callback):
     """Saves the model whenever val_loss improves, to a temp name first so a crash mid-write
     never leaves a truncated best model behind."""
 
-    def __init__(self, path):
+    def __init__(self, path, best=math.inf):
         super().__init__()
         self.path = Path(path)
-        self.best = float("inf")
+        self.best = best
 
     def on_epoch_end(self, epoch, logs=None):
         val_loss = (logs or {}).get("val_loss")
@@ -36,27 +41,58 @@ class SaveBestModel(keras.callbacks.Callback):
         print(f"\nEpoch {epoch + 1}: val_loss improved to {val_loss:.5f}; saved {self.path}")
 
 
-class PlotCurves(keras.callbacks.Callback):
-    """Redraws the loss and metric graphs after every epoch, so they exist even if a run dies."""
+class EpochLog(keras.callbacks.Callback):
+    """The per-epoch history as a CSV (rewritten whole and renamed, never half-written) and as
+    loss and metric graphs; starts from the rows of the run it resumes."""
 
-    def __init__(self, eval_dir):
+    def __init__(self, csv_path, eval_dir, rows):
         super().__init__()
-        self.eval_dir = Path(eval_dir)
-        self.history = {}
+        self.csv_path, self.eval_dir, self.rows = Path(csv_path), Path(eval_dir), rows
 
     def on_epoch_end(self, epoch, logs=None):
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
-        plot_history(self.history, ["loss"], "loss", self.eval_dir / LOSS_PLOT)
-        plot_history(self.history, ["binary_accuracy", "dice", "iou"], "metrics",
+        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        write_text(self.csv_path, rows_to_csv(self.rows))
+        history = {key: [row[key] for row in self.rows if key in row] for key in self.rows[-1]}
+        plot_history(history, ["loss"], "loss", self.eval_dir / LOSS_PLOT)
+        plot_history(history, ["binary_accuracy", "dice", "iou"], "metrics",
                      self.eval_dir / METRIC_PLOT)
 
 
-def describe_device():
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        return f"GPU ({', '.join(g.name for g in gpus)})"
-    return f"CPU ({os.cpu_count()} cores; no GPU visible)"
+def rows_to_csv(rows):
+    columns = ["epoch"] + sorted({key for row in rows for key in row} - {"epoch"})
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def read_rows(csv_path, epochs):
+    """The logged rows of epochs 0..epochs-1 (a resumed run drops any row past its checkpoint)."""
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        rows = [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+                for row in csv.DictReader(handle)]
+    return [row for row in rows if row["epoch"] < epochs]
+
+
+def best_row(rows):
+    return min(rows, key=lambda row: row["val_loss"])
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping that, on a resumed run, carries on counting from the logged history."""
+
+    def __init__(self, rows, best_model_path, **kwargs):
+        super().__init__(monitor="val_loss", restore_best_weights=True, verbose=1, **kwargs)
+        self.rows, self.best_model_path = rows, best_model_path
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.rows:
+            best = best_row(self.rows)
+            self.best, self.best_epoch = best["val_loss"], best["epoch"]
+            self.wait = self.rows[-1]["epoch"] - best["epoch"]
+            self.best_weights = keras.models.load_model(self.best_model_path).get_weights()
 
 
 def learning_rate(cfg, steps_per_epoch):
@@ -68,46 +104,69 @@ def learning_rate(cfg, steps_per_epoch):
 
 
 def train(cfg):
-    """Trains as the config says; returns a dict of what was written and how training went."""
+    """Trains as the config says, resuming an unfinished run of the same config; returns a dict
+    of what was written and how training went."""
     t = cfg.train
     keras.utils.set_random_seed(t.seed)  # Python, NumPy and TensorFlow
     data = ALLDataset.from_config(cfg, "train")
     train_pairs, val_pairs = split_pairs(data.pairs, t.validation_split, t.seed)
     print(f"Data: {len(data)} pairs in {Path(t.image_datapath) / t.category}: "
           f"{len(train_pairs)} train, {len(val_pairs)} validation (seed {t.seed})")
-    print(f"Device: {describe_device()}")
+    print(f"Device: {describe_device()}; mixed precision "
+          f"{'on' if resolve(t.mixed_precision) else 'off'}, XLA "
+          f"{'on' if resolve(t.jit_compile) else 'off'}")
 
     model_dir, eval_dir = Path(t.model_dir), Path(t.eval_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     eval_dir.mkdir(parents=True, exist_ok=True)
     outputs = {"model": model_dir / BEST_MODEL, "log": eval_dir / TRAIN_LOG,
                "loss_plot": eval_dir / LOSS_PLOT, "metric_plot": eval_dir / METRIC_PLOT}
-    for path in outputs.values():
-        kept = keep_previous(path)
-        if kept:
-            print(f"Kept the previous {path.name} as {kept}")
-
+    resume_dir, config_hash = model_dir / RESUME_DIR, fingerprint(cfg)
     steps_per_epoch = -(-len(train_pairs) // t.batch_size)
-    unet = TensorflowUNet(cfg, learning_rate=learning_rate(cfg, steps_per_epoch))
-    if cfg.model.show_summary:
-        unet.summary()
+
+    unfinished = load_unfinished(resume_dir, config_hash, cfg.path)
+    if unfinished:
+        model, done = unfinished
+        model.jit_compile = resolve(t.jit_compile)
+        rows = read_rows(outputs["log"], done)
+        print(f"Resuming the unfinished run in {resume_dir}: {done} of {t.epochs} epochs done")
+    else:
+        for path in outputs.values():
+            kept = keep_previous(path)
+            if kept:
+                print(f"Kept the previous {path.name} as {kept}")
+        unet = TensorflowUNet(cfg, learning_rate=learning_rate(cfg, steps_per_epoch))
+        if cfg.model.show_summary:
+            unet.summary()
+        model, done, rows = unet.model, 0, []
+
+    # One endless, seeded stream of batches: skipping the epochs already done replays the
+    # exact order and augmentation an uninterrupted run would have seen next.
     train_ds = data.dataset(train_pairs, t.batch_size, shuffle_seed=t.seed, cache=t.cache,
-                            flips=t.augment_flips, colour=t.augment_color)
+                            flips=t.augment_flips, colour=t.augment_color, repeat=True)
+    train_ds = train_ds.skip(done * steps_per_epoch)
     val_ds = data.dataset(val_pairs, t.batch_size, cache=t.cache)
-    callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=t.patience,
-                                      restore_best_weights=True, verbose=1),
-        SaveBestModel(outputs["model"]),
-        keras.callbacks.CSVLogger(str(outputs["log"])),
-        PlotCurves(eval_dir),
-    ]
+    stopper = ResumableEarlyStopping(rows, outputs["model"], patience=t.patience)
+    callbacks = [stopper,
+                 SaveBestModel(outputs["model"], min((r["val_loss"] for r in rows), default=math.inf)),
+                 EpochLog(outputs["log"], eval_dir, rows)]
     if t.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, t.patience // 3), verbose=1))
-    history = unet.model.fit(train_ds, validation_data=val_ds, epochs=t.epochs,
-                             callbacks=callbacks, verbose=2 if os.environ.get("CI") else "auto")
-    val_losses = history.history["val_loss"]
-    best_epoch = min(range(len(val_losses)), key=val_losses.__getitem__)
-    return {"outputs": outputs, "epochs_run": len(val_losses), "best_epoch": best_epoch + 1,
-            "best_val_loss": val_losses[best_epoch],
-            "best_val_dice": history.history["val_dice"][best_epoch]}
+    callbacks.append(ResumePoint(resume_dir, config_hash))
+
+    # A run killed after early stopping had decided, but before it cleaned up, has nothing left.
+    stopped_already = bool(rows) and rows[-1]["epoch"] - best_row(rows)["epoch"] >= t.patience
+    if done < t.epochs and not stopped_already:
+        try:
+            model.fit(train_ds, steps_per_epoch=steps_per_epoch, initial_epoch=done,
+                      epochs=t.epochs, validation_data=val_ds, callbacks=callbacks,
+                      verbose=2 if os.environ.get("CI") else "auto")
+        except KeyboardInterrupt:
+            print(f"\nStopped after {len(rows)} completed epochs, saved in {resume_dir}: "
+                  "run the same command again to go on from there")
+            raise
+    finish(resume_dir)
+    best = best_row(rows)
+    return {"outputs": outputs, "epochs_run": len(rows), "best_epoch": best["epoch"] + 1,
+            "best_val_loss": best["val_loss"], "best_val_dice": best["val_dice"]}

@@ -16,7 +16,7 @@ def tiny_config_text(root, **overrides):
     values = {
         "image_width": "32", "image_height": "32", "base_filters": "4", "num_layers": "2",
         "epochs": "2", "batch_size": "4", "patience": "2", "show_summary": "False",
-        "loss": '"bce_dice"',
+        "loss": '"bce_dice"', "learning_rate": "0.001",
     }
     values.update(overrides)
     r = Path(root).as_posix()
@@ -28,7 +28,7 @@ num_classes    = 1
 base_filters   = {values['base_filters']}
 num_layers     = {values['num_layers']}
 dropout_rate   = 0.05
-learning_rate  = 0.001
+learning_rate  = {values['learning_rate']}
 show_summary   = {values['show_summary']}
 
 [train]
