@@ -29,6 +29,11 @@ def read_rgb(path) -> np.ndarray:
     data = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile copes with non-ASCII paths
     if data.size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
+    # OpenCV decodes a cut-off JPEG without complaint, filling the missing part with gray; the
+    # end-of-image marker cannot occur inside the compressed data, so its absence means truncation.
+    if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:].tobytes():
+        raise DataError(f"{path}: truncated JPEG (the file ends before its end-of-image marker); "
+                        "copy or export it again")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise DataError(f"{path}: not a readable image (corrupt, truncated or not an image)")

@@ -1,4 +1,5 @@
 """Predicts a mask for every image in a folder, at each image's own size."""
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -44,6 +45,27 @@ def montage(columns, labels):
     return np.concatenate([label_bar, grid], axis=0)
 
 
+def _read_batch(paths):
+    """([(path, rgb)], [(path, why)]) for one batch: unreadable files are reported, not fatal."""
+    images, errors = [], []
+    for path in paths:
+        try:
+            images.append((path, read_rgb(path)))
+        except UserError as exc:
+            errors.append((path, str(exc)))
+    return images, errors
+
+
+def _write_outputs(path, rgb, mask, output_dir, overlay_dir, want_tile):
+    """Writes one image's mask and overlay; returns (path, mask path, montage column or None)."""
+    mask_png = (mask * 255).astype(np.uint8)
+    shown = overlay(rgb, mask)
+    mask_path = output_dir / f"{path.stem}.png"
+    write_png(mask_path, mask_png)
+    write_png(overlay_dir / f"{path.stem}.png", shown)
+    return path, mask_path, montage_column(rgb, mask_png, shown) if want_tile else None
+
+
 def _check_folders(images_dir, output_dir, overlay_dir, montage):
     if not images_dir.is_dir():
         raise UserError(f"[infer] images_dir = {images_dir}: folder not found")
@@ -70,28 +92,35 @@ def infer(cfg, model=None):
     output_dir.mkdir(parents=True, exist_ok=True)
     overlay_dir.mkdir(parents=True, exist_ok=True)
 
+    # Reading the next batch and writing the last one run in threads while the model predicts
+    # (OpenCV and TensorFlow release the GIL), so the cores are not idle during file work.
+    batch_size = cfg.train.batch_size
+    batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
     written, failed, tiles, labels = [], [], [], []
     progress = keras.utils.Progbar(len(files), unit_name="image")
-    for start in range(0, len(files), cfg.train.batch_size):
-        batch = []
-        for path in files[start:start + cfg.train.batch_size]:
-            try:
-                batch.append((path, read_rgb(path)))
-            except UserError as exc:
-                failed.append((path, str(exc)))
-                print(f"\nerror: {exc} (skipped; the other images go on)")
-        if batch:
-            masks = predict_masks(model, [rgb for _, rgb in batch], m)
-            for (path, rgb), mask in zip(batch, masks):
-                mask_png = (mask * 255).astype(np.uint8)
-                shown = overlay(rgb, mask)
-                write_png(output_dir / f"{path.stem}.png", mask_png)
-                write_png(overlay_dir / f"{path.stem}.png", shown)
-                written.append(output_dir / f"{path.stem}.png")
-                if len(tiles) < MONTAGE_MAX_IMAGES:
-                    tiles.append(montage_column(rgb, mask_png, shown))
-                    labels.append(path.stem)
-        progress.add(len(files[start:start + cfg.train.batch_size]))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reading = pool.submit(_read_batch, batches[0]) if batches else None
+        writes = []
+        for index in range(len(batches)):
+            batch, errors = reading.result()
+            if index + 1 < len(batches):
+                reading = pool.submit(_read_batch, batches[index + 1])
+            for path, why in errors:
+                failed.append((path, why))
+                print(f"\nerror: {why} (skipped; the other images go on)")
+            if batch:
+                masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size)
+                for (path, rgb), mask in zip(batch, masks):
+                    want_tile = len(writes) < MONTAGE_MAX_IMAGES
+                    writes.append(pool.submit(_write_outputs, path, rgb, mask, output_dir,
+                                              overlay_dir, want_tile))
+            progress.add(len(batches[index]))
+        for job in writes:  # in input order, so the montage is too
+            path, mask_path, tile = job.result()
+            written.append(mask_path)
+            if tile is not None:
+                tiles.append(tile)
+                labels.append(path.stem)
 
     if tiles:
         Path(c.montage).parent.mkdir(parents=True, exist_ok=True)

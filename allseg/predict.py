@@ -36,9 +36,12 @@ def to_mask(prob, height, width, min_area=0):
     return remove_small_components(mask, min_area)
 
 
-def predict_masks(model, rgbs, m):
+def predict_masks(model, rgbs, m, batch_size=None):
     """Boolean masks, each at its own image's size, for RGB images of any size, using the
-    [model] section ``m`` for the input size and the prediction settings."""
+    [model] section ``m`` for the input size and the prediction settings. A batch shorter than
+    batch_size is padded to it, so the compiled graph is reused instead of traced again."""
     x = np.stack([resize_image(rgb, m.image_height, m.image_width) for rgb in rgbs])
+    if batch_size and len(x) < batch_size:
+        x = np.concatenate([x, np.zeros((batch_size - len(x), *x.shape[1:]), x.dtype)])
     probs = predict_probabilities(model, x, m.tta_flips)
     return [to_mask(prob, *rgb.shape[:2], min_area=m.min_area) for rgb, prob in zip(rgbs, probs)]

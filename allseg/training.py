@@ -103,9 +103,10 @@ def learning_rate(cfg, steps_per_epoch):
         cfg.model.learning_rate, decay_steps=cfg.train.epochs * steps_per_epoch, alpha=0.02)
 
 
-def train(cfg):
+def train(cfg, extra_callbacks=()):
     """Trains as the config says, resuming an unfinished run of the same config; returns a dict
-    of what was written and how training went."""
+    of what was written and how training went. extra_callbacks run after the project's own
+    (the throughput benchmark times epochs with one)."""
     t = cfg.train
     keras.utils.set_random_seed(t.seed)  # Python, NumPy and TensorFlow
     data = ALLDataset.from_config(cfg, "train")
@@ -153,7 +154,7 @@ def train(cfg):
     if t.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, t.patience // 3), verbose=1))
-    callbacks.append(ResumePoint(resume_dir, config_hash))
+    callbacks += [ResumePoint(resume_dir, config_hash), *extra_callbacks]
 
     # A run killed after early stopping had decided, but before it cleaned up, has nothing left.
     stopped_already = bool(rows) and rows[-1]["epoch"] - best_row(rows)["epoch"] >= t.patience
