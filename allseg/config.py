@@ -104,6 +104,9 @@ SCHEMA = {
         "output_dir": path(),
         "overlay_dir": path(default="./mini_test_output_overlay"),
         "montage": path(default="./mini_test_output_montage.png"),
+        "cell_counts": path(default="./mini_test_output_cell_counts.csv"),
+        "cell_min_area": integer(1, 1_000_000, default=50),
+        "tiled": flag(default=False),
     },
 }
 

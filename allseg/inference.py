@@ -6,7 +6,9 @@ import cv2
 import keras
 import numpy as np
 
+from allseg.cells import count_row, counts_csv
 from allseg.errors import UserError
+from allseg.files import write_text
 from allseg.images import is_image_file, read_rgb, write_png
 from allseg.predict import predict_masks
 from allseg.unet import load_trained_model
@@ -56,21 +58,24 @@ def _read_batch(paths):
     return images, errors
 
 
-def _write_outputs(path, rgb, mask, output_dir, overlay_dir, want_tile):
-    """Writes one image's mask and overlay; returns (path, mask path, montage column or None)."""
+def _write_outputs(path, rgb, mask, output_dir, overlay_dir, want_tile, min_area):
+    """Writes one image's mask and overlay; returns (path, mask path, cell-count row, montage
+    column or None)."""
     mask_png = (mask * 255).astype(np.uint8)
     shown = overlay(rgb, mask)
     mask_path = output_dir / f"{path.stem}.png"
     write_png(mask_path, mask_png)
     write_png(overlay_dir / f"{path.stem}.png", shown)
-    return path, mask_path, montage_column(rgb, mask_png, shown) if want_tile else None
+    row = count_row(path.name, mask, min_area)
+    return path, mask_path, row, montage_column(rgb, mask_png, shown) if want_tile else None
 
 
-def _check_folders(images_dir, output_dir, overlay_dir, montage):
+def _check_folders(images_dir, output_dir, overlay_dir, montage, cell_counts):
     if not images_dir.is_dir():
         raise UserError(f"[infer] images_dir = {images_dir}: folder not found")
     src = images_dir.resolve()
-    outputs = (("output_dir", output_dir), ("overlay_dir", overlay_dir), ("montage", montage.parent))
+    outputs = (("output_dir", output_dir), ("overlay_dir", overlay_dir), ("montage", montage.parent),
+               ("cell_counts", cell_counts.parent))
     for name, folder in outputs:
         dst = folder.resolve()
         if dst == src or src in dst.parents:
@@ -82,7 +87,7 @@ def infer(cfg, model=None):
     """Writes masks, overlays and a montage; returns (written, skipped, failed) lists."""
     c, m = cfg.infer, cfg.model
     images_dir, output_dir, overlay_dir = Path(c.images_dir), Path(c.output_dir), Path(c.overlay_dir)
-    _check_folders(images_dir, output_dir, overlay_dir, Path(c.montage))
+    _check_folders(images_dir, output_dir, overlay_dir, Path(c.montage), Path(c.cell_counts))
     model = model or load_trained_model(cfg)
     files = sorted(p for p in images_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     skipped = [p for p in files if not is_image_file(p)]
@@ -96,7 +101,7 @@ def infer(cfg, model=None):
     # (OpenCV and TensorFlow release the GIL), so the cores are not idle during file work.
     batch_size = cfg.train.batch_size
     batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
-    written, failed, tiles, labels = [], [], [], []
+    written, failed, tiles, labels, counts = [], [], [], [], []
     progress = keras.utils.Progbar(len(files), unit_name="image")
     with ThreadPoolExecutor(max_workers=2) as pool:
         reading = pool.submit(_read_batch, batches[0]) if batches else None
@@ -109,19 +114,23 @@ def infer(cfg, model=None):
                 failed.append((path, why))
                 print(f"\nerror: {why} (skipped; the other images go on)")
             if batch:
-                masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size)
+                masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size, c.tiled)
                 for (path, rgb), mask in zip(batch, masks):
                     want_tile = len(writes) < MONTAGE_MAX_IMAGES
                     writes.append(pool.submit(_write_outputs, path, rgb, mask, output_dir,
-                                              overlay_dir, want_tile))
+                                              overlay_dir, want_tile, c.cell_min_area))
             progress.add(len(batches[index]))
-        for job in writes:  # in input order, so the montage is too
-            path, mask_path, tile = job.result()
+        for job in writes:  # in input order, so the montage and counts are too
+            path, mask_path, row, tile = job.result()
             written.append(mask_path)
+            counts.append(row)
             if tile is not None:
                 tiles.append(tile)
-                labels.append(path.stem)
+                labels.append(f"{path.stem}: {row['cells']} cells")
 
+    if counts:
+        Path(c.cell_counts).parent.mkdir(parents=True, exist_ok=True)
+        write_text(c.cell_counts, counts_csv(counts))
     if tiles:
         Path(c.montage).parent.mkdir(parents=True, exist_ok=True)
         write_png(c.montage, montage(tiles, labels))

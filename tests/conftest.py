@@ -52,6 +52,7 @@ images_dir     = "{r}/mini_test"
 output_dir     = "{r}/mini_test_output"
 overlay_dir    = "{r}/mini_test_overlay"
 montage        = "{r}/montage.png"
+cell_counts    = "{r}/cell_counts.csv"
 """
 
 

@@ -2,8 +2,11 @@
 import csv
 import json
 
+from pathlib import Path
+
 import cv2
 import numpy as np
+import pytest
 
 from conftest import run_script, tiny_config_text
 
@@ -63,6 +66,13 @@ def test_whole_pipeline_writes_every_output(tmp_path):
         assert (tmp_path / "mini_test_overlay" / f"{original.stem}.png").exists()
     assert not (tmp_path / "mini_test_output" / "broken.png").exists()
     assert cv2.imread(str(tmp_path / "montage.png")) is not None
+    with open(tmp_path / "cell_counts.csv", newline="") as handle:
+        counts = list(csv.DictReader(handle))
+    assert sorted(r["file"] for r in counts) == sorted(p.name for p in originals)
+    for r in counts:
+        mask = cv2.imread(str(tmp_path / "mini_test_output" / f"{Path(r['file']).stem}.png"), 0)
+        assert float(r["foreground_fraction"]) == pytest.approx((mask > 0).mean(), abs=1e-5)
+        assert int(r["cells"]) == len(r["cell_areas_px"].split())
 
 
 def test_scripts_explain_bad_input_without_a_traceback(tmp_path):
