@@ -76,3 +76,19 @@ def synthetic_master(tmp_path_factory):
 
 def needs_real_data():
     return pytest.mark.skipif(not REAL_DATA.is_dir(), reason=f"real data not found at {REAL_DATA}")
+
+
+# A folder name with a space and non-ASCII letters: every script must cope with it.
+ODD_DIR = "données d'essai ü"
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, synthetic_master):
+    """A tiny model trained once, with every path under a folder with a space and non-ASCII."""
+    root = tmp_path_factory.mktemp("bad") / ODD_DIR
+    run_script("split_master.py", "--master", synthetic_master, "--dest", root / "ALL",
+               "--mini-test", root / "mini_test")
+    config = root / "tiny.config"
+    config.write_text(tiny_config_text(root), encoding="utf-8")
+    run_script("TensorflowUNetALLTrainer.py", config)
+    return root, config

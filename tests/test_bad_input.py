@@ -9,10 +9,6 @@ import pytest
 
 from conftest import run_script, tiny_config_text
 
-# A folder name with a space and non-ASCII letters: every script must cope with it.
-ODD_DIR = "données d'essai ü"
-
-
 def snapshot(folder):
     return {p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -27,18 +23,8 @@ def write_bad_files(folder, good_jpg):
     return ["zero bytes.jpg", "cut off.jpg", "notes.jpg"]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, synthetic_master):
-    """A tiny model trained once, with every path under a folder with a space and non-ASCII."""
-    root = tmp_path_factory.mktemp("bad") / ODD_DIR
-    run_script("split_master.py", "--master", synthetic_master, "--dest", root / "ALL",
-               "--mini-test", root / "mini_test")
-    config = root / "tiny.config"
-    config.write_text(tiny_config_text(root), encoding="utf-8")
-    run_script("TensorflowUNetALLTrainer.py", config)
-    return root, config
-
-
+# `trained` (conftest) lives under a folder with a space and non-ASCII letters, so every script
+# here also copes with such paths.
 def test_unusable_training_files_are_all_named_before_training_and_left_alone(tmp_path, trained):
     root, _ = trained
     data = tmp_path / "ALL"

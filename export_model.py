@@ -1,0 +1,27 @@
+"""Export the trained model of a config as a SavedModel and as TFLite (float32, float16).
+
+    python export_model.py [CONFIG]
+
+Writes <model_dir>/export/ and checks each export against the Keras model on the first few
+[eval] images (Dice between their masks), printing the figures.
+"""
+import allseg  # noqa: F401
+from allseg.cli import config_parser, run
+from allseg.config import load_config
+from allseg.export import export_model
+from allseg.export_check import compare_exports
+from allseg.unet import load_trained_model
+
+
+def main(config_path):
+    cfg = load_config(config_path)
+    model = load_trained_model(cfg)
+    paths = export_model(model, cfg.train.model_dir)
+    for name, path in paths.items():
+        print(f"  {name:15s} {path}")
+    for name, dice in compare_exports(cfg, model, paths).items():
+        print(f"  {name:15s} mask Dice against the Keras model: {dice:.4f}")
+
+
+if __name__ == "__main__":
+    run(main, config_parser(__doc__.splitlines()[0]).parse_args().config)

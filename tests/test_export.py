@@ -1,0 +1,31 @@
+"""export_model.py: the SavedModel and TFLite files give the Keras model's masks."""
+import numpy as np
+
+from conftest import run_script
+
+
+def test_exports_follow_the_keras_model(trained):
+    root, config = trained
+    proc = run_script("export_model.py", config)
+    export = root / "models" / "export"
+    for name in ("saved_model/saved_model.pb", "model_float32.tflite", "model_float16.tflite"):
+        assert (export / name).stat().st_size > 1000, name
+    lines = [line for line in proc.stdout.splitlines() if "mask Dice against the Keras model" in line]
+    assert len(lines) == 3
+    assert all(float(line.rsplit(":", 1)[1]) >= 0.99 for line in lines), lines
+
+    # the same check here, on probabilities too, so an all-empty mask cannot pass unnoticed
+    from allseg.config import load_config
+    from allseg.export import saved_model_predict, tflite_predict
+    from allseg.export_check import sample_images
+    from allseg.unet import load_trained_model
+    cfg = load_config(config)
+    images = sample_images(cfg)
+    want = load_trained_model(cfg).predict_on_batch(images.astype(np.float32))[..., 0]
+    assert want.std() > 1e-3  # the model's output varies over the images
+    assert np.abs(saved_model_predict(export / "saved_model", images) - want).max() < 1e-4
+    assert np.abs(tflite_predict(export / "model_float32.tflite", images) - want).max() < 1e-3
+    assert np.abs(tflite_predict(export / "model_float16.tflite", images) - want).max() < 2e-2
+
+    run_script("export_model.py", config)  # again: the first export is kept, not replaced
+    assert len(list((root / "models").glob("export.previous-*"))) == 1
