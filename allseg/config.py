@@ -93,6 +93,7 @@ SCHEMA = {
         "mixed_precision": auto_flag(),
         "jit_compile": auto_flag(),
         "steps_per_execution": integer(1, 10000, default=1),
+        "tensorboard": flag(default=True),
     },
     "eval": {
         "image_datapath": path(),

@@ -12,6 +12,7 @@ from allseg.accel import describe_device, resolve
 from allseg.dataset import ALLDataset, split_pairs
 from allseg.files import keep_previous, write_text
 from allseg.plots import plot_history
+from allseg.tensorboard import tensorboard_callbacks
 from allseg.resume import RESUME_DIR, ResumePoint, finish, fingerprint, load_unfinished
 from allseg.unet import TensorflowUNet
 
@@ -154,6 +155,8 @@ def train(cfg, extra_callbacks=()):
     if t.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, t.patience // 3), verbose=1))
+    if t.tensorboard:
+        callbacks += tensorboard_callbacks(eval_dir, val_ds)
     callbacks += [ResumePoint(resume_dir, config_hash), *extra_callbacks]
 
     # A run killed after early stopping had decided, but before it cleaned up, has nothing left.

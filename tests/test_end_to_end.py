@@ -11,6 +11,15 @@ import pytest
 from conftest import run_script, tiny_config_text
 
 
+def tensorboard_tags(log_dir):
+    import tensorflow as tf
+    tags = set()
+    for events in log_dir.rglob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
 def test_whole_pipeline_writes_every_output(tmp_path):
     run_script("make_synthetic_master.py", "--out", tmp_path / "master", "--per-category", 12)
     run_script("split_master.py", "--master", tmp_path / "master", "--dest", tmp_path / "ALL",
@@ -34,6 +43,8 @@ def test_whole_pipeline_writes_every_output(tmp_path):
         assert all(0 <= float(r[column]) < 10 for r in rows), column
     for plot in ("train_losses.png", "train_metrics.png"):
         assert cv2.imread(str(tmp_path / "eval" / plot)) is not None
+    tags = tensorboard_tags(tmp_path / "eval" / "tensorboard")
+    assert {"epoch_loss", "epoch_dice", "image | truth | prediction"} <= tags, tags
 
     proc = run_script("TensorflowUNetALLEvaluator.py", config)
     assert "Test loss:" in proc.stdout and "Test binary accuracy:" in proc.stdout

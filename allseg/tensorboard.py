@@ -1,0 +1,34 @@
+"""TensorBoard logs: Keras's scalars, plus a few validation predictions drawn every epoch."""
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+TENSORBOARD_DIR = "tensorboard"
+
+
+class ValidationImages(keras.callbacks.Callback):
+    """After each epoch, writes image | truth | prediction for a few fixed validation pairs."""
+
+    def __init__(self, log_dir, images, masks):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "validation_images"))
+        self.images, self.masks = images, masks
+
+    def on_epoch_end(self, epoch, logs=None):
+        prob = self.model.predict_on_batch(self.images.astype(np.float32))
+        gray = lambda m: np.repeat(m, 3, axis=-1) * 255.0  # noqa: E731
+        rows = np.concatenate([self.images, gray(self.masks), gray(prob)], axis=2) / 255.0
+        with self.writer.as_default():
+            tf.summary.image("image | truth | prediction", rows, step=epoch + 1,
+                             max_outputs=len(rows))
+        self.writer.flush()
+
+
+def tensorboard_callbacks(eval_dir, val_ds, count=3):
+    """Keras's TensorBoard scalars and ValidationImages for the first `count` validation pairs."""
+    log_dir = Path(eval_dir) / TENSORBOARD_DIR
+    images, masks = next(iter(val_ds.unbatch().batch(count)))
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False),
+            ValidationImages(log_dir, images.numpy(), masks.numpy())]
