@@ -6,6 +6,7 @@ import allseg  # noqa: F401
 from allseg.cli import config_parser, run
 from allseg.config import load_config
 from allseg.dataset import ALLDataset
+from allseg.pairing import describe
 
 __all__ = ["ALLDataset"]
 
@@ -15,8 +16,8 @@ def main(config_path):
     for section in ("train", "eval"):
         data = ALLDataset.from_config(cfg, section)
         part = getattr(cfg, section)
-        print(f"[{section}] {len(data)} readable pairs in {part.image_datapath}{part.category} "
-              f"and {part.mask_datapath}{part.category}")
+        print(f"[{section}] {len(data)} readable pairs in "
+              f"{describe(part.image_datapath, part.category)} and its masks in {part.mask_datapath}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ def main(config_path):
     print(f"Pooled Dice {s['pooled_dice']:.4f}, pooled IoU {s['pooled_iou']:.4f}, "
           f"precision {s['precision']:.4f}, recall {s['recall']:.4f}, "
           f"pixel accuracy {s['pixel_accuracy']:.4f}")
+    if len(s["per_category"]) > 1:
+        for name, c in s["per_category"].items():
+            print(f"  {name:10s} mean Dice {c['mean_dice']:.4f}, mean IoU {c['mean_iou']:.4f}, "
+                  f"pooled Dice {c['pooled_dice']:.4f} ({c['num_images']} images)")
     print(f"Wrote {Path(cfg.train.eval_dir) / SUMMARY}")
 
 

@@ -50,6 +50,14 @@ def flag(default=REQUIRED):
     return Key(bool, default, None, "True or False")
 
 
+def categories():
+    """One category folder name, a list of them, or "all" (every folder found)."""
+    def ok(v):
+        names = v if isinstance(v, list) else [v]
+        return bool(names) and all(isinstance(n, str) and n.strip() for n in names)
+    return Key(object, REQUIRED, ok, 'a quoted category name, a list of names, or "all"')
+
+
 def auto_flag():
     """True, False or "auto" (decided by the hardware found at run time)."""
     return Key(object, "auto", lambda v: v is True or v is False or v == "auto",
@@ -81,7 +89,7 @@ SCHEMA = {
         "eval_dir": path(),
         "image_datapath": path(),
         "mask_datapath": path(),
-        "category": path(),
+        "category": categories(),
         "seed": integer(0, 2**31 - 1, default=42),
         "validation_split": number(0.0, 1.0, default=0.2, lo_open=True, hi_open=True),
         "loss": choice("bce", "bce_dice", default="bce"),
@@ -98,7 +106,7 @@ SCHEMA = {
     "eval": {
         "image_datapath": path(),
         "mask_datapath": path(),
-        "category": path(),
+        "category": categories(),
     },
     "infer": {
         "images_dir": path(),

@@ -5,7 +5,7 @@ import tensorflow as tf
 from allseg.augment import augment
 from allseg.errors import DataError
 from allseg.images import read_mask, read_rgb, resize_image, resize_mask
-from allseg.pairing import check_readable, find_pairs
+from allseg.pairing import check_readable, find_category_pairs
 
 
 def split_pairs(pairs, fraction, seed):
@@ -59,11 +59,12 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
 
 
 class ALLDataset:
-    """The pairs under ``<image_datapath>/<category>`` and ``<mask_datapath>/<category>``."""
+    """The pairs under ``<image_datapath>/<category>`` and ``<mask_datapath>/<category>``, for
+    each category the config names."""
 
     def __init__(self, image_datapath, mask_datapath, category, height, width):
         self.height, self.width = height, width
-        self.pairs = find_pairs(image_datapath, mask_datapath, category)
+        self.pairs = find_category_pairs(image_datapath, mask_datapath, category)
         check_readable(self.pairs)
 
     @classmethod

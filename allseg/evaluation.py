@@ -7,6 +7,7 @@ import numpy as np
 from allseg.dataset import ALLDataset
 from allseg.files import write_json
 from allseg.images import read_mask
+from allseg.pairing import describe
 from allseg.predict import THRESHOLD, predict_probabilities, to_mask
 from allseg.scoring import score_image, summarize
 from allseg.unet import load_trained_model
@@ -18,7 +19,7 @@ def evaluate(cfg, model=None):
     """Returns the summary dict and writes it to <eval_dir>/summary.json."""
     model = model or load_trained_model(cfg)
     data = ALLDataset.from_config(cfg, "eval")
-    print(f"Evaluating {len(data)} pairs in {Path(cfg.eval.image_datapath) / cfg.eval.category}")
+    print(f"Evaluating {len(data)} pairs in {describe(cfg.eval.image_datapath, cfg.eval.category)}")
     batch_size = cfg.train.batch_size
     ds = data.dataset(batch_size=batch_size)
 
@@ -37,10 +38,14 @@ def evaluate(cfg, model=None):
             pair = next(pairs)
             truth = read_mask(pair.mask)
             pred = to_mask(prob, *truth.shape, min_area=cfg.model.min_area)
-            rows.append(score_image(pair.image.name, pred, truth))
+            rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category})
         progress.add(n)
 
     summary = summarize(rows, loss=loss_sum / len(data), binary_accuracy=correct / pixels)
+    summary["per_category"] = {
+        name: {k: v for k, v in summarize([r for r in rows if r["category"] == name]).items()
+               if k not in ("per_image", "loss", "binary_accuracy")}
+        for name in sorted({r["category"] for r in rows})}
     summary["model"] = str(Path(cfg.train.model_dir) / "best_model.keras")
     summary["config"] = str(cfg.path)
     Path(cfg.train.eval_dir).mkdir(parents=True, exist_ok=True)

@@ -2,16 +2,20 @@
 import numpy as np
 
 from allseg.export import saved_model_predict, tflite_predict
-from allseg.images import list_images, read_rgb, resize_image
+from allseg.errors import UserError
+from allseg.images import read_rgb, resize_image
+from allseg.pairing import find_category_pairs
 from allseg.predict import THRESHOLD
 from allseg.scoring import confusion, dice
 
 
 def sample_images(cfg, count=8):
-    """Up to count [eval] images at the model's size (uint8 RGB)."""
-    from pathlib import Path
-    folder = Path(cfg.eval.image_datapath) / cfg.eval.category
-    files = list_images(folder)[:count] if folder.is_dir() else []
+    """Up to count [eval] images at the model's size (uint8 RGB), or None where there are none."""
+    try:
+        files = [pair.image for pair in find_category_pairs(
+            cfg.eval.image_datapath, cfg.eval.mask_datapath, cfg.eval.category)][:count]
+    except UserError:
+        files = []
     return np.stack([resize_image(read_rgb(p), cfg.model.image_height, cfg.model.image_width)
                      for p in files]) if files else None
 

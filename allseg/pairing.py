@@ -10,6 +10,7 @@ from allseg.images import list_images, read_rgb
 class Pair:
     image: Path
     mask: Path
+    category: str = ""
 
 
 def _category_folder(root, category, role):
@@ -47,7 +48,30 @@ def find_pairs(image_dir, mask_dir, category):
     if problems:
         raise DataError(f"{len(problems)} unpaired file(s) in {image_folder} / {mask_folder}: "
                         f"{first_few(problems)}")
-    return [Pair(images[s], masks[s]) for s in sorted(images)]
+    return [Pair(images[s], masks[s], category) for s in sorted(images)]
+
+
+def category_names(image_dir, spec):
+    """The category folders a config's ``category`` names: one, a list, or "all" (every
+    folder under image_dir, sorted)."""
+    if spec == "all":
+        root = Path(image_dir)
+        found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        if not found:
+            raise DataError(f'category = "all": no category folders in {root}')
+        return found
+    return list(spec) if isinstance(spec, list) else [spec]
+
+
+def find_category_pairs(image_dir, mask_dir, spec):
+    """The pairs of every category the spec names, category by category."""
+    return [pair for name in category_names(image_dir, spec)
+            for pair in find_pairs(image_dir, mask_dir, name)]
+
+
+def describe(image_dir, spec):
+    names = category_names(image_dir, spec)
+    return str(Path(image_dir) / names[0]) if len(names) == 1 else f"{image_dir} ({', '.join(names)})"
 
 
 def check_readable(pairs):

@@ -11,6 +11,7 @@ import keras
 from allseg.accel import describe_device, resolve
 from allseg.dataset import ALLDataset, split_pairs
 from allseg.files import keep_previous, write_text
+from allseg.pairing import describe
 from allseg.plots import plot_history
 from allseg.tensorboard import tensorboard_callbacks
 from allseg.resume import RESUME_DIR, ResumePoint, finish, fingerprint, load_unfinished
@@ -112,7 +113,7 @@ def train(cfg, extra_callbacks=()):
     keras.utils.set_random_seed(t.seed)  # Python, NumPy and TensorFlow
     data = ALLDataset.from_config(cfg, "train")
     train_pairs, val_pairs = split_pairs(data.pairs, t.validation_split, t.seed)
-    print(f"Data: {len(data)} pairs in {Path(t.image_datapath) / t.category}: "
+    print(f"Data: {len(data)} pairs in {describe(t.image_datapath, t.category)}: "
           f"{len(train_pairs)} train, {len(val_pairs)} validation (seed {t.seed})")
     print(f"Device: {describe_device()}; mixed precision "
           f"{'on' if resolve(t.mixed_precision) else 'off'}, XLA "
