@@ -17,6 +17,8 @@ def main(config_path):
     print(f"Trained {result['epochs_run']} epochs in {time.perf_counter() - start:.0f} s; "
           f"best epoch {result['best_epoch']}: val_loss {result['best_val_loss']:.4f}, "
           f"val_dice {result['best_val_dice']:.4f}")
+    if not result["outputs"]:
+        print("  (a worker of a cluster: the chief wrote the outputs)")
     for name, path in result["outputs"].items():
         print(f"  {name:12s} {path}")
 

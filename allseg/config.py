@@ -102,6 +102,7 @@ SCHEMA = {
         "jit_compile": auto_flag(),
         "steps_per_execution": integer(1, 10000, default=1),
         "tensorboard": flag(default=True),
+        "strategy": choice("auto", "one_device", "mirrored", "multi_worker", default="auto"),
     },
     "eval": {
         "image_datapath": path(),

@@ -54,6 +54,9 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
             ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
     if shuffle_seed is not None:
         ds = augment(ds, shuffle_seed, flips, colour, square=height == width)
+    # float32 from here on (augment already gives it): Keras averages a first batch across
+    # workers under tf.distribute, which integer images cannot go through.
+    ds = ds.map(lambda image, mask: (tf.cast(image, tf.float32), mask))
     ds = ds.batch(batch_size)
     return (ds.repeat() if repeat else ds).prefetch(tf.data.AUTOTUNE)
 

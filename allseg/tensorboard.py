@@ -26,9 +26,13 @@ class ValidationImages(keras.callbacks.Callback):
         self.writer.flush()
 
 
-def tensorboard_callbacks(eval_dir, val_ds, count=3):
-    """Keras's TensorBoard scalars and ValidationImages for the first `count` validation pairs."""
+def tensorboard_callbacks(eval_dir, val_ds, count=3, images=True):
+    """Keras's TensorBoard scalars and (with images) ValidationImages for the first `count`
+    validation pairs. A cluster's chief gets no images: predicting on it alone would leave
+    the other workers waiting in a collective operation."""
     log_dir = Path(eval_dir) / TENSORBOARD_DIR
-    images, masks = next(iter(val_ds.unbatch().batch(count)))
-    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False),
-            ValidationImages(log_dir, images.numpy(), masks.numpy())]
+    callbacks = [keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False)]
+    if images:
+        pairs, masks = next(iter(val_ds.unbatch().batch(count)))
+        callbacks.append(ValidationImages(log_dir, pairs.numpy(), masks.numpy()))
+    return callbacks

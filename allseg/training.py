@@ -10,6 +10,7 @@ import keras
 
 from allseg.accel import describe_device, resolve
 from allseg.dataset import ALLDataset, split_pairs
+from allseg.distribute import build_for_cluster, is_chief, make_strategy, weights_fingerprint
 from allseg.files import keep_previous, write_text
 from allseg.pairing import describe
 from allseg.plots import plot_history
@@ -47,12 +48,15 @@ class EpochLog(keras.callbacks.Callback):
     """The per-epoch history as a CSV (rewritten whole and renamed, never half-written) and as
     loss and metric graphs; starts from the rows of the run it resumes."""
 
-    def __init__(self, csv_path, eval_dir, rows):
+    def __init__(self, csv_path, eval_dir, rows, write=True):
         super().__init__()
         self.csv_path, self.eval_dir, self.rows = Path(csv_path), Path(eval_dir), rows
+        self.write = write  # False on the workers of a cluster other than the chief
 
     def on_epoch_end(self, epoch, logs=None):
         self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        if not self.write:
+            return
         write_text(self.csv_path, rows_to_csv(self.rows))
         history = {key: [row[key] for row in self.rows if key in row] for key in self.rows[-1]}
         plot_history(history, ["loss"], "loss", self.eval_dir / LOSS_PLOT)
@@ -110,6 +114,8 @@ def train(cfg, extra_callbacks=()):
     of what was written and how training went. extra_callbacks run after the project's own
     (the throughput benchmark times epochs with one)."""
     t = cfg.train
+    strategy = make_strategy(t.strategy)  # first: multi_worker must set up before other TF work
+    chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
     keras.utils.set_random_seed(t.seed)  # Python, NumPy and TensorFlow
     data = ALLDataset.from_config(cfg, "train")
     train_pairs, val_pairs = split_pairs(data.pairs, t.validation_split, t.seed)
@@ -118,47 +124,46 @@ def train(cfg, extra_callbacks=()):
     print(f"Device: {describe_device()}; mixed precision "
           f"{'on' if resolve(t.mixed_precision) else 'off'}, XLA "
           f"{'on' if resolve(t.jit_compile) else 'off'}")
+    if replicas > 1 or not chief:
+        print(f"Distributed: {type(strategy).__name__}, {replicas} replicas, batch {t.batch_size} "
+              f"per replica; this process {'writes' if chief else 'does not write'} the outputs")
 
     model_dir, eval_dir = Path(t.model_dir), Path(t.eval_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    eval_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        eval_dir.mkdir(parents=True, exist_ok=True)
     outputs = {"model": model_dir / BEST_MODEL, "log": eval_dir / TRAIN_LOG,
                "loss_plot": eval_dir / LOSS_PLOT, "metric_plot": eval_dir / METRIC_PLOT}
     resume_dir, config_hash = model_dir / RESUME_DIR, fingerprint(cfg)
-    steps_per_epoch = -(-len(train_pairs) // t.batch_size)
+    batch_size = t.batch_size * replicas  # [train] batch_size is per replica
+    steps_per_epoch = -(-len(train_pairs) // batch_size)
+    # Resume points are the chief's alone; a cluster's workers could not share them.
+    resumable = chief and t.strategy != "multi_worker"
 
-    unfinished = load_unfinished(resume_dir, config_hash, cfg.path)
-    if unfinished:
-        model, done = unfinished
-        model.jit_compile = resolve(t.jit_compile)
-        rows = read_rows(outputs["log"], done)
-        print(f"Resuming the unfinished run in {resume_dir}: {done} of {t.epochs} epochs done")
-    else:
-        for path in outputs.values():
-            kept = keep_previous(path)
-            if kept:
-                print(f"Kept the previous {path.name} as {kept}")
-        unet = TensorflowUNet(cfg, learning_rate=learning_rate(cfg, steps_per_epoch))
-        if cfg.model.show_summary:
-            unet.summary()
-        model, done, rows = unet.model, 0, []
+    with strategy.scope():
+        unfinished = load_unfinished(resume_dir, config_hash, cfg.path) if resumable else None
+        model, done, rows = build_or_resume(cfg, outputs, unfinished, steps_per_epoch, chief)
 
     # One endless, seeded stream of batches: skipping the epochs already done replays the
     # exact order and augmentation an uninterrupted run would have seen next.
-    train_ds = data.dataset(train_pairs, t.batch_size, shuffle_seed=t.seed, cache=t.cache,
+    train_ds = data.dataset(train_pairs, batch_size, shuffle_seed=t.seed, cache=t.cache,
                             flips=t.augment_flips, colour=t.augment_color, repeat=True)
     train_ds = train_ds.skip(done * steps_per_epoch)
-    val_ds = data.dataset(val_pairs, t.batch_size, cache=t.cache)
+    val_ds = data.dataset(val_pairs, batch_size, cache=t.cache)
+    build_for_cluster(model, strategy, val_ds)
     stopper = ResumableEarlyStopping(rows, outputs["model"], patience=t.patience)
-    callbacks = [stopper,
-                 SaveBestModel(outputs["model"], min((r["val_loss"] for r in rows), default=math.inf)),
-                 EpochLog(outputs["log"], eval_dir, rows)]
+    callbacks = [stopper, EpochLog(outputs["log"], eval_dir, rows, write=chief)]
+    if chief:
+        best_so_far = min((r["val_loss"] for r in rows), default=math.inf)
+        callbacks.insert(1, SaveBestModel(outputs["model"], best_so_far))
     if t.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, t.patience // 3), verbose=1))
-    if t.tensorboard:
-        callbacks += tensorboard_callbacks(eval_dir, val_ds)
-    callbacks += [ResumePoint(resume_dir, config_hash), *extra_callbacks]
+    if t.tensorboard and chief:
+        callbacks += tensorboard_callbacks(eval_dir, val_ds, images=t.strategy != "multi_worker")
+    if resumable:
+        callbacks.append(ResumePoint(resume_dir, config_hash))
+    callbacks += list(extra_callbacks)
 
     # A run killed after early stopping had decided, but before it cleaned up, has nothing left.
     stopped_already = bool(rows) and rows[-1]["epoch"] - best_row(rows)["epoch"] >= t.patience
@@ -171,7 +176,29 @@ def train(cfg, extra_callbacks=()):
             print(f"\nStopped after {len(rows)} completed epochs, saved in {resume_dir}: "
                   "run the same command again to go on from there")
             raise
-    finish(resume_dir)
+    if resumable:
+        finish(resume_dir)
+    print(f"Final weights fingerprint: {weights_fingerprint(model)}")
     best = best_row(rows)
-    return {"outputs": outputs, "epochs_run": len(rows), "best_epoch": best["epoch"] + 1,
+    return {"outputs": outputs if chief else {}, "epochs_run": len(rows), "best_epoch": best["epoch"] + 1,
             "best_val_loss": best["val_loss"], "best_val_dice": best["val_dice"]}
+
+
+def build_or_resume(cfg, outputs, unfinished, steps_per_epoch, chief):
+    """(model, epochs done, log rows): the unfinished run's, or a new model (after setting the
+    earlier outputs aside)."""
+    t = cfg.train
+    if unfinished:
+        model, done = unfinished
+        model.jit_compile = resolve(t.jit_compile)
+        print(f"Resuming the unfinished run in {Path(t.model_dir) / RESUME_DIR}: "
+              f"{done} of {t.epochs} epochs done")
+        return model, done, read_rows(outputs["log"], done)
+    for path in outputs.values() if chief else ():
+        kept = keep_previous(path)
+        if kept:
+            print(f"Kept the previous {path.name} as {kept}")
+    unet = TensorflowUNet(cfg, learning_rate=learning_rate(cfg, steps_per_epoch))
+    if cfg.model.show_summary:
+        unet.summary()
+    return unet.model, 0, []
