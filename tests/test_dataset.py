@@ -88,7 +88,9 @@ def test_pipeline_resizes_to_model_size_and_keeps_masks_binary(tmp_path):
         write_pair(tmp_path, f"p{i}", mask_ext=".png")
     data = ALLDataset(tmp_path / "img", tmp_path / "seg", "Early", 32, 32)
     images, masks = next(iter(data.dataset(batch_size=5, shuffle_seed=1)))
-    assert images.shape == (5, 32, 32, 3) and images.dtype.name == "uint8"
+    assert images.shape == (5, 32, 32, 3) and images.dtype.name == "float32"
+    pixels = images.numpy()  # raw 0-255 values: the model's Rescaling layer scales them
+    assert pixels.max() > 100 and np.array_equal(pixels, np.round(pixels))
     assert masks.shape == (5, 32, 32, 1)
     assert set(np.unique(masks.numpy())) <= {0.0, 1.0}
     assert 0 < masks.numpy().mean() < 0.2
