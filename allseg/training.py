@@ -151,18 +151,7 @@ def train(cfg, extra_callbacks=()):
     train_ds = train_ds.skip(done * steps_per_epoch)
     val_ds = data.dataset(val_pairs, batch_size, cache=t.cache)
     build_for_cluster(model, strategy, val_ds)
-    stopper = ResumableEarlyStopping(rows, outputs["model"], patience=t.patience)
-    callbacks = [stopper, EpochLog(outputs["log"], eval_dir, rows, write=chief)]
-    if chief:
-        best_so_far = min((r["val_loss"] for r in rows), default=math.inf)
-        callbacks.insert(1, SaveBestModel(outputs["model"], best_so_far))
-    if t.lr_schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=max(1, t.patience // 3), verbose=1))
-    if t.tensorboard and chief:
-        callbacks += tensorboard_callbacks(eval_dir, val_ds, images=t.strategy != "multi_worker")
-    if resumable:
-        callbacks.append(ResumePoint(resume_dir, config_hash))
+    callbacks = make_callbacks(t, outputs, rows, val_ds, chief, resumable, config_hash)
     callbacks += list(extra_callbacks)
 
     # A run killed after early stopping had decided, but before it cleaned up, has nothing left.
@@ -173,15 +162,36 @@ def train(cfg, extra_callbacks=()):
                       epochs=t.epochs, validation_data=val_ds, callbacks=callbacks,
                       verbose=2 if os.environ.get("CI") else "auto")
         except KeyboardInterrupt:
-            print(f"\nStopped after {len(rows)} completed epochs, saved in {resume_dir}: "
-                  "run the same command again to go on from there")
+            if resumable:
+                print(f"\nStopped after {len(rows)} completed epochs, saved in {resume_dir}: "
+                      "run the same command again to go on from there")
             raise
     if resumable:
         finish(resume_dir)
     print(f"Final weights fingerprint: {weights_fingerprint(model)}")
     best = best_row(rows)
-    return {"outputs": outputs if chief else {}, "epochs_run": len(rows), "best_epoch": best["epoch"] + 1,
-            "best_val_loss": best["val_loss"], "best_val_dice": best["val_dice"]}
+    return {"outputs": outputs if chief else {}, "epochs_run": len(rows),
+            "best_epoch": best["epoch"] + 1, "best_val_loss": best["val_loss"],
+            "best_val_dice": best["val_dice"]}
+
+
+def make_callbacks(t, outputs, rows, val_ds, chief, resumable, config_hash):
+    """Early stopping and the log on every process; the best model, TensorBoard and the resume
+    point only where outputs are written. The resume point comes last, after what it records."""
+    model_dir, eval_dir = Path(t.model_dir), Path(t.eval_dir)
+    callbacks = [ResumableEarlyStopping(rows, outputs["model"], patience=t.patience)]
+    if chief:
+        best_so_far = min((r["val_loss"] for r in rows), default=math.inf)
+        callbacks.append(SaveBestModel(outputs["model"], best_so_far))
+    callbacks.append(EpochLog(outputs["log"], eval_dir, rows, write=chief))
+    if t.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(1, t.patience // 3), verbose=1))
+    if t.tensorboard and chief:
+        callbacks += tensorboard_callbacks(eval_dir, val_ds, images=t.strategy != "multi_worker")
+    if resumable:
+        callbacks.append(ResumePoint(model_dir / RESUME_DIR, config_hash))
+    return callbacks
 
 
 def build_or_resume(cfg, outputs, unfinished, steps_per_epoch, chief):

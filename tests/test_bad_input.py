@@ -5,7 +5,6 @@ import shutil
 
 import cv2
 import numpy as np
-import pytest
 
 from conftest import run_script, tiny_config_text
 

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import pytest
 
 from allseg.config import load_config
