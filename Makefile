@@ -30,7 +30,8 @@ demo: $(VENV)/.installed
 	@echo "  model         demo/models/best_model.keras"
 	@echo "  training      demo/eval/train_log.csv, demo/eval/train_losses.png, demo/eval/train_metrics.png"
 	@echo "  evaluation    demo/eval/summary.json"
-	@echo "  inference     demo/mini_test_output/ (masks), demo/mini_test_output_overlay/, demo/mini_test_output_montage.png"
+	@echo "  inference     demo/mini_test_output/ (masks), demo/mini_test_output_overlay/, demo/mini_test_output_montage.png,"
+	@echo "                demo/mini_test_output_cell_counts.csv; TensorBoard logs in demo/eval/tensorboard"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests

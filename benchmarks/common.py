@@ -46,6 +46,7 @@ def write_config(base_config, path, run_dir, all_dir, overrides=None, eval_dir=N
         "infer.output_dir": q(Path(run_dir) / "mini_test_output"),
         "infer.overlay_dir": q(Path(run_dir) / "mini_test_overlay"),
         "infer.montage": q(Path(run_dir) / "mini_test_montage.png"),
+        "infer.cell_counts": q(Path(run_dir) / "mini_test_cell_counts.csv"),
         **(overrides or {}),
     }
     for dotted, text in values.items():

@@ -176,7 +176,8 @@ def write_config(base, path, data_dir, run_dir, infer_dir, train_values):
                   "eval_dir": q(run_dir / "eval"), "patience": "1000", "validation_split": "0.2",
                   **train_values},
         "infer": {"images_dir": q(infer_dir), "output_dir": q(run_dir / "masks"),
-                  "overlay_dir": q(run_dir / "overlays"), "montage": q(run_dir / "montage.png")},
+                  "overlay_dir": q(run_dir / "overlays"), "montage": q(run_dir / "montage.png"),
+                  "cell_counts": q(run_dir / "cell_counts.csv")},
         "model": {"show_summary": "False"},
     }
     for section, items in values.items():
