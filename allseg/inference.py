@@ -1,4 +1,5 @@
 """Predicts a mask for every image in a folder, at each image's own size."""
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -103,9 +104,17 @@ def infer(cfg, model=None):
     batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
     written, failed, tiles, labels, counts = [], [], [], [], []
     progress = keras.utils.Progbar(len(files), unit_name="image")
+    def collect(job):
+        path, mask_path, row, tile = job.result()
+        written.append(mask_path)
+        counts.append(row)
+        if tile is not None:
+            tiles.append(tile)
+            labels.append(f"{path.stem}: {row['cells']} cells")
+
     with ThreadPoolExecutor(max_workers=2) as pool:
         reading = pool.submit(_read_batch, batches[0]) if batches else None
-        writes = []
+        writes = deque()  # in input order, so the montage and counts are too
         for index in range(len(batches)):
             batch, errors = reading.result()
             if index + 1 < len(batches):
@@ -116,17 +125,14 @@ def infer(cfg, model=None):
             if batch:
                 masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size, c.tiled)
                 for (path, rgb), mask in zip(batch, masks):
-                    want_tile = len(writes) < MONTAGE_MAX_IMAGES
+                    want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
                     writes.append(pool.submit(_write_outputs, path, rgb, mask, output_dir,
                                               overlay_dir, want_tile, c.cell_min_area))
+            while len(writes) > 2 * batch_size:  # bounds the images held in memory
+                collect(writes.popleft())
             progress.add(len(batches[index]))
-        for job in writes:  # in input order, so the montage and counts are too
-            path, mask_path, row, tile = job.result()
-            written.append(mask_path)
-            counts.append(row)
-            if tile is not None:
-                tiles.append(tile)
-                labels.append(f"{path.stem}: {row['cells']} cells")
+        while writes:
+            collect(writes.popleft())
 
     if counts:
         Path(c.cell_counts).parent.mkdir(parents=True, exist_ok=True)
