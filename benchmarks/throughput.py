@@ -18,8 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import ROOT, write_config  # benchmarks/common.py; puts ROOT on sys.path
 
 CONFIGS = {"seed": ROOT / "train_eval_infer.config", "cpu": ROOT / "configs" / "early_cpu.config"}
 VARIANTS = {  # name -> [train] overrides; "plain" is the common approach, not the project's code
@@ -164,29 +163,17 @@ def worker(args):
 
 # ---------------------------------------------------------------- the driver
 
-def write_config(base, path, data_dir, run_dir, infer_dir, train_values):
-    import configparser
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str
-    parser.read(base, encoding="utf-8")
+def bench_config_file(base, path, data_dir, run_dir, train_values):
+    """base with training data from data_dir (Kaggle layout), outputs under run_dir, inference
+    over data_dir's originals and the [train] overrides given."""
     q = lambda p: f'"{Path(p).as_posix()}"'  # noqa: E731
-    values = {
-        "train": {"image_datapath": q(data_dir / "Original"), "mask_datapath": q(data_dir / "Segmented"),
-                  "category": '"Early"', "model_dir": q(run_dir / "models"),
-                  "eval_dir": q(run_dir / "eval"), "patience": "1000", "validation_split": "0.2",
-                  **train_values},
-        "infer": {"images_dir": q(infer_dir), "output_dir": q(run_dir / "masks"),
-                  "overlay_dir": q(run_dir / "overlays"), "montage": q(run_dir / "montage.png"),
-                  "cell_counts": q(run_dir / "cell_counts.csv")},
-        "model": {"show_summary": "False"},
-    }
-    for section, items in values.items():
-        for key, text in items.items():
-            parser[section][key] = text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        parser.write(handle)
-    return path
+    overrides = {"train.image_datapath": q(data_dir / "Original"),
+                 "train.mask_datapath": q(data_dir / "Segmented"), "train.category": '"Early"',
+                 "train.patience": "1000", "train.validation_split": "0.2",
+                 "infer.images_dir": q(data_dir / "Original" / "Early"),
+                 "model.show_summary": "False",
+                 **{f"train.{key}": text for key, text in train_values.items()}}
+    return write_config(base, path, run_dir, data_dir, overrides)
 
 
 def measure(task, approach, config):
@@ -223,8 +210,7 @@ def bench_config(name, base, n, epochs, scratch, variants):
 
     def config_for(tag, data_dir, train_values):
         run_dir = scratch / name / tag
-        return write_config(base, run_dir / "bench.config", data_dir, run_dir,
-                            data_dir / "Original" / "Early", train_values)
+        return bench_config_file(base, run_dir / "bench.config", data_dir, run_dir, train_values)
 
     for variant, values in variants.items():
         cfg = config_for(f"train_{variant}", small, {"epochs": str(epochs), **values})
