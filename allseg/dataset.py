@@ -3,22 +3,8 @@ import numpy as np
 import tensorflow as tf
 
 from allseg.augment import augment
-from allseg.errors import DataError
 from allseg.images import read_mask, read_rgb, resize_image, resize_mask
 from allseg.pairing import check_readable, find_category_pairs
-
-
-def split_pairs(pairs, fraction, seed):
-    """A seeded, shuffled (train, validation) split; both parts non-empty."""
-    n_val = int(round(len(pairs) * fraction))
-    if n_val < 1 or n_val >= len(pairs):
-        raise DataError(f"validation_split = {fraction} of {len(pairs)} pairs leaves "
-                        f"{n_val} for validation and {len(pairs) - n_val} for training; "
-                        "need at least one of each (add images or change validation_split)")
-    order = np.random.default_rng(seed).permutation(len(pairs))
-    val = sorted(order[:n_val])
-    train = sorted(order[n_val:])
-    return [pairs[i] for i in train], [pairs[i] for i in val]
 
 
 def load_pair(image_path, mask_path, height, width):

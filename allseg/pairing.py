@@ -2,6 +2,8 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from allseg.errors import DataError, UserError, first_few
 from allseg.images import list_images, read_rgb
 
@@ -89,3 +91,16 @@ def check_readable(pairs):
                             f"image's {image_shape[1]}x{image_shape[0]}")
     if problems:
         raise DataError(f"{len(problems)} unusable file(s): {first_few(problems, 3)}")
+
+
+def split_pairs(pairs, fraction, seed):
+    """A seeded, shuffled (train, validation) split; both parts non-empty."""
+    n_val = int(round(len(pairs) * fraction))
+    if n_val < 1 or n_val >= len(pairs):
+        raise DataError(f"validation_split = {fraction} of {len(pairs)} pairs leaves "
+                        f"{n_val} for validation and {len(pairs) - n_val} for training; "
+                        "need at least one of each (add images or change validation_split)")
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    val = sorted(order[:n_val])
+    train = sorted(order[n_val:])
+    return [pairs[i] for i in train], [pairs[i] for i in val]

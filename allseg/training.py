@@ -9,10 +9,10 @@ from pathlib import Path
 import keras
 
 from allseg.accel import describe_device, resolve
-from allseg.dataset import ALLDataset, split_pairs
+from allseg.dataset import ALLDataset
 from allseg.distribute import build_for_cluster, is_chief, make_strategy, weights_fingerprint
 from allseg.files import keep_previous, write_text
-from allseg.pairing import describe
+from allseg.pairing import describe, split_pairs
 from allseg.plots import plot_history
 from allseg.tensorboard import tensorboard_callbacks
 from allseg.resume import RESUME_DIR, ResumePoint, finish, fingerprint, load_unfinished

@@ -16,7 +16,7 @@ from pathlib import Path
 from common import DEFAULT_DATA, ROOT, read_summary, reference_split, run, write_config
 
 from allseg.config import load_config  # noqa: E402
-from allseg.dataset import split_pairs  # noqa: E402
+from allseg.pairing import split_pairs  # noqa: E402
 from allseg.pairing import find_pairs  # noqa: E402
 
 VARIANTS = {

@@ -102,7 +102,8 @@ def train_worker(cfg, approach):
         n_train = len(x) - int(len(x) * 0.2)
     else:
         from allseg.training import train
-        from allseg.dataset import ALLDataset, split_pairs
+        from allseg.dataset import ALLDataset
+        from allseg.pairing import split_pairs
         data = ALLDataset.from_config(cfg, "train")
         n_train = len(split_pairs(data.pairs, cfg.train.validation_split, cfg.train.seed)[0])
         train(cfg, extra_callbacks=[timer])

@@ -2,7 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from allseg.dataset import ALLDataset, split_pairs
+from allseg.dataset import ALLDataset
+from allseg.pairing import split_pairs
 from allseg.errors import DataError
 from allseg.images import read_mask, read_rgb
 from allseg.pairing import find_pairs
