@@ -77,6 +77,7 @@ SCHEMA = {
         "show_summary": flag(),
         "activation": choice("elu", "relu", default="elu"),
         "batch_norm": flag(default=False),
+        "hsv_input": flag(default=False),
         # Prediction settings: evaluation and inference both use them, so their masks agree.
         "tta_flips": flag(default=False),
         "min_area": integer(0, 1_000_000, default=0),
@@ -92,7 +93,7 @@ SCHEMA = {
         "category": categories(),
         "seed": integer(0, 2**31 - 1, default=42),
         "validation_split": number(0.0, 1.0, default=0.2, lo_open=True, hi_open=True),
-        "loss": choice("bce", "bce_dice", default="bce"),
+        "loss": choice("bce", "bce_dice", "bce_dice_per_image", default="bce"),
         "cache": flag(default=False),
         "augment_flips": flag(default=False),
         "augment_color": number(0.0, 1.0, default=0.0),

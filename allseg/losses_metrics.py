@@ -11,24 +11,34 @@ PACKAGE = "allseg"
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class BceDice(keras.losses.Loss):
-    """Binary cross-entropy plus soft Dice loss (pooled over the batch)."""
+    """Binary cross-entropy plus soft Dice loss: Dice pooled over the batch, or (per_image=True)
+    the mean of each image's soft Dice, which weighs every image alike, as the mean per-image Dice
+    score does; an image whose truth and prediction are both empty then scores 1, not 0."""
 
-    def __init__(self, dice_weight=1.0, name="bce_dice", **kwargs):
+    def __init__(self, dice_weight=1.0, per_image=False, name="bce_dice", **kwargs):
         super().__init__(name=name, **kwargs)
         self.dice_weight = dice_weight
+        self.per_image = per_image
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
         bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
-        return bce + self.dice_weight * keras.losses.dice(y_true, y_pred)
+        if not self.per_image:
+            return bce + self.dice_weight * keras.losses.dice(y_true, y_pred)
+        axes = tuple(range(1, len(y_pred.shape)))
+        overlap = ops.sum(y_true * y_pred, axis=axes)
+        total = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
+        soft_dice = (2.0 * overlap + 1.0) / (total + 1.0)  # +1: empty and empty is a match
+        return bce + self.dice_weight * (1.0 - ops.mean(soft_dice))
 
     def get_config(self):
-        return {**super().get_config(), "dice_weight": self.dice_weight}
+        return {**super().get_config(), "dice_weight": self.dice_weight, "per_image": self.per_image}
 
 
 def make_loss(name):
     return {"bce": lambda: keras.losses.BinaryCrossentropy(name="bce"),
-            "bce_dice": BceDice}[name]()
+            "bce_dice": BceDice,
+            "bce_dice_per_image": lambda: BceDice(per_image=True, name="bce_dice_per_image")}[name]()
 
 
 class _PooledOverlap(keras.metrics.Metric):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from allseg.errors import ConfigError
-from allseg.losses_metrics import Dice, IoU
+from allseg.losses_metrics import BceDice, Dice, IoU, make_loss
 from allseg.unet import TensorflowUNet
 from conftest import ROOT, run_script, tiny_config_text
 
@@ -67,3 +67,22 @@ def test_training_metrics_pool_pixels_and_do_not_reward_empty_predictions():
     dice.reset_state()
     dice.update_state(truth, half)
     assert float(dice.result()) == pytest.approx(2 * 2 / (2 * 2 + 0 + 2))
+
+
+def test_per_image_dice_loss_weighs_each_image_alike_and_reloads_from_its_config():
+    truth = np.zeros((2, 8, 8, 1), "float32")
+    truth[0, :4, :4] = 1  # a 16-pixel cell in the first image, nothing in the second
+    pred = np.full_like(truth, 0.001)
+    pred[0, :4, :4] = 0.999  # both images right
+    pred_miss = pred.copy()
+    pred_miss[1, 0, 0] = 0.999  # one false pixel in the otherwise empty second image
+    per_image, pooled = make_loss("bce_dice_per_image"), make_loss("bce_dice")
+    # Pooled over the batch one stray pixel among 17 barely counts; per image it spoils half the
+    # batch's Dice, as it spoils the mean per-image Dice score.
+    per_image_cost = float(per_image(truth, pred_miss)) - float(per_image(truth, pred))
+    pooled_cost = float(pooled(truth, pred_miss)) - float(pooled(truth, pred))
+    assert per_image_cost > 0.2 and per_image_cost > 3 * pooled_cost
+    # An empty truth met by an empty prediction is a perfect image, not a zero.
+    assert float(per_image(truth, pred)) < 0.05
+    again = BceDice.from_config(per_image.get_config())
+    assert again.per_image and float(again(truth, pred_miss)) == pytest.approx(float(per_image(truth, pred_miss)))
