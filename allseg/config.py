@@ -77,7 +77,6 @@ SCHEMA = {
         "show_summary": flag(),
         "activation": choice("elu", "relu", default="elu"),
         "batch_norm": flag(default=False),
-        "hsv_input": flag(default=False),
         # Prediction settings: evaluation and inference both use them, so their masks agree.
         "tta_flips": flag(default=False),
         "min_area": integer(0, 1_000_000, default=0),

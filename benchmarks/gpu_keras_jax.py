@@ -116,7 +116,7 @@ def build(m, mixed):
     keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
     try:
         return build_unet(m.image_height, m.image_width, 3, 1, m.base_filters, m.num_layers,
-                          m.dropout_rate, m.activation, m.batch_norm, m.hsv_input)
+                          m.dropout_rate, m.activation, m.batch_norm)
     finally:
         keras.config.set_dtype_policy("float32")
 
@@ -258,7 +258,6 @@ def main():
         ("cpu config, lr 0.001, 48 epochs", {"learning_rate": 0.001}, {"epochs": 48, "patience": 48}),
     ] if not args.levers else [
         ("cpu config, per-image Dice loss", {}, {"loss": "bce_dice_per_image"}),
-        ("cpu config, HSV input", {"hsv_input": True}, {}),
         ("cpu config, 20 epochs", {}, {"epochs": 20}),
     ]
     results["cpu_config_variants"] = []
