@@ -4,7 +4,8 @@ plain approach common in this field, on the same images, model and machine, in o
     python benchmarks/throughput.py [--quick] [--images N] [--configs seed cpu]
 
 Plain training: every image in NumPy arrays, model.fit(x, y, batch_size=4, validation_split=0.2)
-with Keras defaults. Plain inference: one model.predict call per image, then resize back and write.
+with Keras defaults. Plain inference: one model.predict call per image, then resize back and write. The training step
+alone (train_on_batch on one fixed batch) shows the most any input side could buy.
 Each measurement runs in its own process, so its peak resident memory is its own. Images are
 synthetic 224x224 JPEG smears made here (speed does not depend on what the cells look like).
 """
@@ -112,6 +113,30 @@ def train_worker(cfg, approach):
             "train_images": n_train}
 
 
+def step_worker(cfg, approach, steps=20):
+    """The training step alone: train_on_batch on one fixed in-memory batch, no input pipeline,
+    no callbacks. What no input side can beat: the ceiling for the approaches above."""
+    import keras
+    import numpy as np
+    from allseg.losses_metrics import make_loss, make_metrics
+    from allseg.model import build_unet
+    m, t = cfg.model, cfg.train
+    keras.utils.set_random_seed(0)
+    model = build_unet(m.image_height, m.image_width, 3, 1, m.base_filters, m.num_layers,
+                       m.dropout_rate, m.activation, m.batch_norm)
+    model.compile(keras.optimizers.Adam(m.learning_rate), make_loss(t.loss), metrics=make_metrics(),
+                  jit_compile=approach == "xla")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (t.batch_size, m.image_height, m.image_width, 3)).astype("float32")
+    y = (rng.random((t.batch_size, m.image_height, m.image_width, 1)) > 0.9).astype("float32")
+    for _ in range(2):  # trace (and compile) and warm the caches
+        model.train_on_batch(x, y)
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return {"seconds": time.perf_counter() - start, "images": steps * t.batch_size}
+
+
 def infer_worker(cfg, approach):
     """Segments every image in [infer] images_dir; returns seconds and the image count."""
     import cv2
@@ -151,6 +176,8 @@ def worker(args):
     cfg = load_config(args.config)
     if args.worker == "train":
         result = train_worker(cfg, args.approach)
+    elif args.worker == "step":
+        result = step_worker(cfg, args.approach)
     elif args.worker == "save_model":
         unet = TensorflowUNet(cfg)
         Path(cfg.train.model_dir).mkdir(parents=True, exist_ok=True)
@@ -219,6 +246,11 @@ def bench_config(name, base, n, epochs, scratch, variants):
         out["train"][variant] = {"images_per_s": steady_rate(result), **result}
         print(f"  train {variant:13s} {steady_rate(result):6.2f} img/s  peak "
               f"{result['peak_rss_mb']:.0f} MB", flush=True)
+    out["step"] = {}
+    for variant in ("plain", "xla") if "pipeline_xla" in variants else ():  # not in --quick
+        result = measure("step", variant, config_for("step", small, {}))
+        out["step"][variant] = {"images_per_s": result["images"] / result["seconds"], **result}
+        print(f"  step alone {variant:8s} {out['step'][variant]['images_per_s']:6.2f} img/s", flush=True)
     for variant in ("plain", "pipeline"):
         cfg = config_for(f"memory_{variant}", large, {"epochs": "1"})
         result = measure("train", variant, cfg)
@@ -237,13 +269,16 @@ def bench_config(name, base, n, epochs, scratch, variants):
         print(f"  infer {variant:13s} {out['infer'][variant]['images_per_s']:6.2f} img/s", flush=True)
 
     fwd = out["flops_forward"]
-    for part, per_image in (("train", 3 * fwd), ("infer", fwd)):  # backward ~ 2x forward
+    for part, per_image in (("train", 3 * fwd), ("step", 3 * fwd), ("infer", fwd)):  # backward ~ 2x forward
         for row in out[part].values():
             row["gflop_per_s"] = row["images_per_s"] * per_image / 1e9
     best = lambda part: max((v for k, v in out[part].items() if k != "plain"),  # noqa: E731
                             key=lambda row: row["images_per_s"])
     out["train_speedup"] = best("train")["images_per_s"] / out["train"]["plain"]["images_per_s"]
     out["infer_speedup"] = best("infer")["images_per_s"] / out["infer"]["plain"]["images_per_s"]
+    # The most any input pipeline could buy: the fastest step alone over the plain approach.
+    out["train_ceiling"] = (max(v["images_per_s"] for v in out["step"].values())
+                            / out["train"]["plain"]["images_per_s"]) if out["step"] else None
     return out
 
 
@@ -255,6 +290,12 @@ def table(results):
             cells = [f"{r[part][v]['images_per_s']:.2f} img/s ({r[part][v]['gflop_per_s']:.0f} GFLOP/s)"
                      if v in r[part] else "-" for v in VARIANTS]
             lines.append(f"| {name} | {part} | {' | '.join(cells)} | {speedup:.2f}x |")
+        step = r["step"]
+        if step:
+            lines.append(f"| {name} | training step alone (fixed batch, no input) | "
+                         f"{step['plain']['images_per_s']:.2f} img/s ({step['plain']['gflop_per_s']:.0f} "
+                         f"GFLOP/s) | | {step['xla']['images_per_s']:.2f} img/s "
+                         f"({step['xla']['gflop_per_s']:.0f} GFLOP/s) | ceiling {r['train_ceiling']:.2f}x |")
         mem = r["memory"]
         lines.append(f"| {name} | peak memory, {r['images']} -> {4 * r['images']} images | "
                      f"{mem['plain']['peak_rss_mb_n']:.0f} -> {mem['plain']['peak_rss_mb_4n']:.0f} MB"
@@ -284,7 +325,8 @@ def main():
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS))
     parser.add_argument("--scratch", type=Path, default=ROOT / "bench_runs" / "throughput")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--worker", choices=["train", "save_model", "infer"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["train", "step", "save_model", "infer"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--approach", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -300,6 +342,7 @@ def main():
                for name in configs}
     head = results.get("seed") or next(iter(results.values()))
     report = {"train_speedup": head["train_speedup"], "infer_speedup": head["infer_speedup"],
+              "train_ceiling": head["train_ceiling"],
               "memory_growth_4x": head["memory"]["pipeline"]["growth_4x"],
               "headline_config": "seed" if "seed" in results else configs[0],
               "quick": args.quick, "machine": machine(), "configs": results,
