@@ -51,6 +51,17 @@ def test_saved_model_reloads_in_a_fresh_process_with_safe_mode(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("bce_dice")
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-6)
+    # Without the project's code: the loss cannot be rebuilt, the message says which class, and
+    # compile=False (to predict only) loads and predicts the same.
+    bare = (f"import keras, numpy as np; p = {str(tmp_path / 'm.keras')!r}\n"
+            "try:\n    keras.models.load_model(p)\nexcept TypeError as e:\n    print('refused:', e)\n"
+            f"m = keras.models.load_model(p, compile=False); np.save({str(tmp_path / 'z.npy')!r}, "
+            f"m.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0))")
+    proc = subprocess.run([sys.executable, "-c", bare], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused:" in proc.stdout and "BceDice" in proc.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "z.npy"), expected, atol=1e-6)
 
 
 def test_training_metrics_pool_pixels_and_do_not_reward_empty_predictions():
