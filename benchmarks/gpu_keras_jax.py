@@ -135,6 +135,8 @@ def train_and_score(name, cfg, split, mixed, budget_s, test=False):
     """Trains one config to its epochs / early stop / budget; scores fit (no augmentation), val and,
     if asked, test at the images' own size with the best weights by validation loss."""
     m, t = cfg.model, cfg.train
+    if t.augment_color or m.image_height != m.image_width:
+        raise SystemExit(f"{name}: colour jitter and non-square images are not implemented here")
     fit, val, tst = split
     size = m.image_height
     x, y = as_arrays(fit, size)
