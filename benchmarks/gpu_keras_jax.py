@@ -8,7 +8,7 @@ validation split, prediction at the image's own size and the scores; what differ
 trainer is the input pipeline (arrays in memory, flips and turns in NumPy) and the absence of
 TensorFlow. Timed figures are therefore this backend's, not the TensorFlow trainer's.
 
-    KERAS_BACKEND=jax python benchmarks/gpu_keras_jax.py --data DIR --out DIR [--budget S]
+    KERAS_BACKEND=jax python benchmarks/gpu_keras_jax.py --data DIR --out DIR [--budget S] [--levers]
 
 Writes gpu_results.json in --out after every part, so a run cut short keeps what it measured.
 """
@@ -223,7 +223,7 @@ def main():
     p.add_argument("--budget", type=float, default=480, help="seconds for the whole run")
     p.add_argument("--smoke", action="store_true", help="a few images and epochs (checks it runs)")
     p.add_argument("--levers", action="store_true",
-                   help="only the cpu config's loss and input variants (16 epochs each)")
+                   help="only the per-image Dice loss and 20-epoch variants of the cpu config")
     args = p.parse_args()
     began = time.perf_counter()
     left = lambda: args.budget - (time.perf_counter() - began)  # noqa: E731
