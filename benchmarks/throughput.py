@@ -4,8 +4,8 @@ plain approach common in this field, on the same images, model and machine, in o
     python benchmarks/throughput.py [--quick] [--images N] [--configs seed cpu]
 
 Plain training: every image in NumPy arrays, model.fit(x, y, batch_size=4, validation_split=0.2)
-with Keras defaults. Plain inference: one model.predict call per image, then resize back and write. The training step
-alone (train_on_batch on one fixed batch) shows the most any input side could buy.
+with Keras defaults. Plain inference: one model.predict call per image, then resize back and write.
+The training step alone (train_on_batch on one fixed batch) shows the most any input side could buy.
 Each measurement runs in its own process, so its peak resident memory is its own. Images are
 synthetic 224x224 JPEG smears made here (speed does not depend on what the cells look like).
 """
