@@ -2,7 +2,7 @@
 and longer schedules for the CPU config, scored on the validation split.
 
 Why JAX: the GPU machines this project was lent carry JAX with CUDA but no TensorFlow, and
-TensorFlow's wheel (about 600 MB) could not be brought along. The graph, loss and metrics are the
+TensorFlow (1.9 GB installed) could not be brought along. The graph, loss and metrics are the
 project's own (allseg.model, allseg.losses_metrics use keras.ops only), as are pairing, the
 validation split, prediction at the image's own size and the scores; what differs from the
 trainer is the input pipeline (arrays in memory, flips and turns in NumPy) and the absence of
