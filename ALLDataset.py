@@ -2,7 +2,7 @@
 
     python ALLDataset.py [CONFIG]    checks and counts the [train] and [eval] pairs
 """
-import allseg  # noqa: F401
+import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
 from allseg.cli import config_parser, run
 from allseg.config import load_config
 from allseg.dataset import ALLDataset

@@ -2,7 +2,7 @@
 
     python TensorflowUNet.py [CONFIG]
 """
-import allseg  # noqa: F401  (quiet TensorFlow start-up)
+import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
 from allseg.cli import config_parser, run
 from allseg.unet import TensorflowUNet, load_trained_model
 

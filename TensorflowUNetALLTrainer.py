@@ -4,7 +4,7 @@
 """
 import time
 
-import allseg  # noqa: F401
+import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
 from allseg.cli import config_parser, run
 from allseg.config import load_config
 from allseg.training import train

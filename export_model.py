@@ -5,7 +5,7 @@
 Writes <model_dir>/export/ and checks each export against the Keras model on the first few
 [eval] images (Dice between their masks), printing the figures.
 """
-import allseg  # noqa: F401
+import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
 from allseg.cli import config_parser, run
 from allseg.config import load_config
 from allseg.export import export_model
