@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,27 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "leukemia-early"
 
 sys.path.insert(0, str(ROOT))
+
+# The tests run the same wherever they are started from: Keras on TensorFlow whatever backend the
+# caller's shell names, and no cluster description leaking in from it (it would make the trainer
+# wait for workers that do not exist).
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ.pop("TF_CONFIG", None)
+
+
+def _default_sigint():
+    """A process started in the background of a shell inherits SIGINT as ignored; Python then
+    installs no KeyboardInterrupt handler and a test's Ctrl-C would be lost. Scripts started by
+    the tests get the default disposition back, as a terminal would give them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def script_process_options():
+    """subprocess keyword arguments for running a project script as a user at a terminal would:
+    from the repository root, SIGINT delivered, progress printed a line per epoch (CI=1), UTF-8
+    output whatever the caller's locale."""
+    env = {**os.environ, "CI": "1", "PYTHONIOENCODING": "utf-8"}
+    return {"env": env, "preexec_fn": _default_sigint}
 
 
 def tiny_config_text(root, **overrides):
@@ -58,9 +80,9 @@ cell_counts    = "{r}/cell_counts.csv"
 
 def run_script(script, *args, cwd=ROOT, check=True):
     """Runs one of the project's scripts as a user would; returns the CompletedProcess."""
-    env = {**os.environ, "CI": "1"}
     proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, timeout=600, encoding="utf-8",
+                          **script_process_options())
     if check and proc.returncode != 0:
         raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

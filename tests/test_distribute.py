@@ -1,12 +1,11 @@
 """strategy = "multi_worker": two worker processes on loopback ports train one model together on
 the CPU; both end with the same weights, and only the chief writes outputs."""
 import json
-import os
 import socket
 import subprocess
 import sys
 
-from conftest import ROOT, run_script, tiny_config_text
+from conftest import ROOT, run_script, script_process_options, tiny_config_text
 
 
 def free_ports(count):
@@ -29,11 +28,12 @@ def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(tmp_pa
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     procs = []
     for index in range(2):
-        env = {**os.environ, "CI": "1", "CUDA_VISIBLE_DEVICES": "",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        options = script_process_options()
+        options["env"].update({"CUDA_VISIBLE_DEVICES": "", "TF_CONFIG": json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}})})
         procs.append(subprocess.Popen([sys.executable, str(ROOT / "TensorflowUNetALLTrainer.py"),
-                                       str(config)], cwd=ROOT, env=env, text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+                                       str(config)], cwd=ROOT, text=True, encoding="utf-8",
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **options))
     outs = []
     for proc in procs:
         out, _ = proc.communicate(timeout=600)
@@ -56,10 +56,5 @@ def test_multi_worker_without_a_cluster_is_explained(tmp_path):
     config = tmp_path / "c.config"
     config.write_text(tiny_config_text(tmp_path).replace(
         'loss           = "bce_dice"', 'loss           = "bce_dice"\nstrategy       = "multi_worker"'))
-    env_backup = os.environ.pop("TF_CONFIG", None)
-    try:
-        proc = run_script("TensorflowUNetALLTrainer.py", config, check=False)
-    finally:
-        if env_backup is not None:
-            os.environ["TF_CONFIG"] = env_backup
+    proc = run_script("TensorflowUNetALLTrainer.py", config, check=False)  # conftest clears TF_CONFIG
     assert proc.returncode == 2 and "TF_CONFIG" in proc.stderr and "Traceback" not in proc.stderr

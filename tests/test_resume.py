@@ -2,7 +2,6 @@
 ends with the same history as a run that was never interrupted."""
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_script, tiny_config_text
+from conftest import ROOT, run_script, script_process_options, tiny_config_text
 
 TRAINER = str(ROOT / "TensorflowUNetALLTrainer.py")
 
@@ -41,8 +40,8 @@ def start_and_stop_after(config, epochs, sig):
     """Starts the trainer, waits until `epochs` epochs are saved, sends sig; returns the process."""
     state = config.parent / "models" / "unfinished_run" / "state.json"
     proc = subprocess.Popen([sys.executable, TRAINER, str(config)], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "CI": "1"})
+                            encoding="utf-8", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            **script_process_options())
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         try:
