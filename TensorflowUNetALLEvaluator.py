@@ -7,7 +7,7 @@ from pathlib import Path
 import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
 from allseg.cli import config_parser, run
 from allseg.config import load_config
-from allseg.evaluation import SUMMARY, evaluate
+from allseg.evaluation import HISTOGRAMS, SUMMARY, WORST, evaluate
 
 
 def main(config_path):
@@ -21,11 +21,26 @@ def main(config_path):
     print(f"Pooled Dice {s['pooled_dice']:.4f}, pooled IoU {s['pooled_iou']:.4f}, "
           f"precision {s['precision']:.4f}, recall {s['recall']:.4f}, "
           f"pixel accuracy {s['pixel_accuracy']:.4f}")
+    cells = s["cells"]
+    print(f"Cells (regions >= {cells['definition']['min_area_px']} px, matched one to one at "
+          f"IoU >= 0.5): F1 {cells['f1']:.4f} (precision {cells['precision']:.4f}, recall "
+          f"{cells['recall']:.4f}; {cells['tp']} found, {cells['fn']} missed, {cells['fp']} false "
+          f"of {cells['n_true']} true), panoptic quality {cells['panoptic_quality']:.4f}")
+    print(f"Cell count error {cells['count_mae']:.3f} per image (bias {cells['count_bias']:+.3f}); "
+          f"on the cells only: Dice {cells['dice']:.4f}, NSD at 2 px {cells['nsd_2px']:.4f}, "
+          f"HD95 {_px(cells['hd95'])}")
     if len(s["per_category"]) > 1:
         for name, c in s["per_category"].items():
+            cc = cells["per_category"][name]
             print(f"  {name:10s} mean Dice {c['mean_dice']:.4f}, mean IoU {c['mean_iou']:.4f}, "
-                  f"pooled Dice {c['pooled_dice']:.4f} ({c['num_images']} images)")
-    print(f"Wrote {Path(cfg.train.eval_dir) / SUMMARY}")
+                  f"pooled Dice {c['pooled_dice']:.4f}, cell F1 {cc['f1']:.4f}, count error "
+                  f"{cc['count_mae']:.3f} ({c['num_images']} images)")
+    eval_dir = Path(cfg.train.eval_dir)
+    print(f"Wrote {eval_dir / SUMMARY}, {eval_dir / HISTOGRAMS}, {eval_dir / WORST}")
+
+
+def _px(value):
+    return "undefined (no image with cells on both sides)" if value is None else f"{value:.2f} px"
 
 
 if __name__ == "__main__":

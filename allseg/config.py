@@ -115,7 +115,14 @@ SCHEMA = {
         "overlay_dir": path(default="./mini_test_output_overlay"),
         "montage": path(default="./mini_test_output_montage.png"),
         "cell_counts": path(default="./mini_test_output_cell_counts.csv"),
+        # Cells, for inference and evaluation alike: regions of at least cell_min_area pixels;
+        # touching cells split where the distance map dips by more than cell_split_depth pixels
+        # between two peaks (0: never split).
         "cell_min_area": integer(1, 1_000_000, default=50),
+        "cell_split_depth": number(0.0, 1000.0, default=2.0),
+        # Per-cell measurements and 16-bit cell label PNGs; by default beside output_dir.
+        "cells_csv": path(default=None),
+        "labels_dir": path(default=None),
         "tiled": flag(default=False),
     },
 }
@@ -216,7 +223,18 @@ def load_config(file) -> SimpleNamespace:
 
     cfg = SimpleNamespace(path=file, **{s: SimpleNamespace(**v) for s, v in sections.items()})
     _check_across_keys(cfg)
+    _derive_defaults(cfg.infer)
     return cfg
+
+
+def _derive_defaults(infer):
+    """Outputs that default to a place named after output_dir, so configs written before these
+    keys existed keep all their outputs together."""
+    base = infer.output_dir.rstrip("/\\")
+    if infer.cells_csv is None:
+        infer.cells_csv = f"{base}_cells.csv"
+    if infer.labels_dir is None:
+        infer.labels_dir = f"{base}_labels"
 
 
 def _check_across_keys(cfg):

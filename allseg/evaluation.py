@@ -4,15 +4,20 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from allseg.cell_scoring import score_cells, summarize_cells
 from allseg.dataset import ALLDataset
+from allseg.eval_pictures import histograms, worst_gallery
 from allseg.files import write_json
-from allseg.images import read_mask
+from allseg.images import read_mask, read_rgb
 from allseg.pairing import describe
 from allseg.predict import THRESHOLD, predict_probabilities, to_mask
 from allseg.scoring import score_image, summarize
 from allseg.unet import load_trained_model
 
 SUMMARY = "summary.json"
+HISTOGRAMS = "eval_histograms.png"
+WORST = "eval_worst_cells.png"
+WORST_COUNT = 6
 
 
 def evaluate(cfg, model=None):
@@ -23,7 +28,8 @@ def evaluate(cfg, model=None):
     batch_size = cfg.train.batch_size
     ds = data.dataset(batch_size=batch_size)
 
-    loss_sum, correct, pixels, rows = 0.0, 0, 0, []
+    c = cfg.infer
+    loss_sum, correct, pixels, rows, worst = 0.0, 0, 0, [], []
     progress = keras.utils.Progbar(len(data), unit_name="image")
     pairs = iter(data.pairs)
     for images, masks in ds:
@@ -38,16 +44,32 @@ def evaluate(cfg, model=None):
             pair = next(pairs)
             truth = read_mask(pair.mask)
             pred = to_mask(prob, *truth.shape, min_area=cfg.model.min_area)
-            rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category})
+            cells, true_labels, pred_labels, match = score_cells(pred, truth, c.cell_min_area,
+                                                                 c.cell_split_depth)
+            rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category,
+                         "cells": cells})
+            # the few lowest cell F1s so far, with what it takes to draw them
+            worst.append((cells["f1"], len(rows), pair, true_labels, pred_labels, match))
+            worst = sorted(worst, key=lambda w: w[:2])[:WORST_COUNT]
         progress.add(n)
 
+    def cell_summary(some):
+        return summarize_cells([r["cells"] for r in some], c.cell_min_area, c.cell_split_depth)
+
+    categories = sorted({r["category"] for r in rows})
     summary = summarize(rows, loss=loss_sum / len(data), binary_accuracy=correct / pixels)
+    summary["cells"] = {**cell_summary(rows), "per_category": {
+        name: cell_summary([r for r in rows if r["category"] == name]) for name in categories}}
     summary["per_category"] = {
         name: {k: v for k, v in summarize([r for r in rows if r["category"] == name]).items()
                if k not in ("per_image", "loss", "binary_accuracy")}
-        for name in sorted({r["category"] for r in rows})}
+        for name in categories}
     summary["model"] = str(Path(cfg.train.model_dir) / "best_model.keras")
     summary["config"] = str(cfg.path)
-    Path(cfg.train.eval_dir).mkdir(parents=True, exist_ok=True)
-    write_json(Path(cfg.train.eval_dir) / SUMMARY, summary)
+    eval_dir = Path(cfg.train.eval_dir)
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    write_json(eval_dir / SUMMARY, summary)
+    histograms(rows, eval_dir / HISTOGRAMS)
+    worst_gallery([(pair.image.name, read_rgb(pair.image), t, p, m, rows[n - 1]["cells"])
+                   for _, n, pair, t, p, m in worst], eval_dir / WORST)
     return summary

@@ -2,6 +2,7 @@
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -21,12 +22,20 @@ def keep_previous(path) -> Path | None:
     return target
 
 
-def write_text(path, text):
-    """Write text to a temporary name and rename it, so a crash never leaves half a file."""
+@contextmanager
+def replace_atomically(path):
+    """Yields a temporary name beside path; renamed to path once the block has written it, so a
+    crash never leaves half a file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    yield tmp
     os.replace(tmp, path)
+
+
+def write_text(path, text):
+    """Write text to a temporary name and rename it, so a crash never leaves half a file."""
+    with replace_atomically(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(path, data):

@@ -7,8 +7,8 @@ import cv2
 import keras
 import numpy as np
 
-from allseg.cells import count_row, counts_csv
-from allseg.errors import UserError
+from allseg.cells import cells_csv, count_row, counts_csv, label_cells, measure_cells
+from allseg.errors import DataError, UserError
 from allseg.files import write_text
 from allseg.images import is_image_file, read_rgb, write_png
 from allseg.predict import predict_masks
@@ -19,13 +19,28 @@ MONTAGE_TILE = 160
 MONTAGE_MAX_IMAGES = 10
 
 
-def overlay(rgb, mask):
-    """The image with the mask tinted green and outlined in yellow."""
+def overlay(rgb, mask, labels=None):
+    """The image with the mask tinted green; each cell of ``labels`` outlined in yellow and
+    numbered at its centre as in the cells CSV (without labels: the mask's outline)."""
     out = rgb.copy()
     out[mask] = (0.6 * out[mask] + 0.4 * np.array(OVERLAY_COLOUR)).astype(np.uint8)
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     thickness = max(1, round(max(rgb.shape[:2]) / 300))
-    cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
+    if labels is None:
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
+        return out
+    scale = max(0.3, max(rgb.shape[:2]) / 700)
+    for cell in range(1, int(labels.max()) + 1):
+        one = (labels == cell).astype(np.uint8)
+        contours, _ = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
+        rows, cols = np.nonzero(one)
+        text, at = str(cell), (int(cols.mean()) - 4, int(rows.mean()) + 4)
+        cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2,
+                    cv2.LINE_AA)
+        cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+                    cv2.LINE_AA)
     return out
 
 
@@ -59,24 +74,31 @@ def _read_batch(paths):
     return images, errors
 
 
-def _write_outputs(path, rgb, mask, output_dir, overlay_dir, want_tile, min_area):
-    """Writes one image's mask and overlay; returns (path, mask path, cell-count row, montage
-    column or None)."""
+def _write_outputs(path, rgb, mask, dirs, want_tile, c):
+    """Writes one image's mask, cell labels and overlay; returns (path, mask path, cell-count
+    row, per-cell rows, montage column or None)."""
+    output_dir, overlay_dir, labels_dir = dirs
+    labels = label_cells(mask, c.cell_min_area, c.cell_split_depth)
+    if labels.max() > np.iinfo(np.uint16).max:
+        raise DataError(f"{path}: {labels.max()} cells do not fit a 16-bit label PNG")
     mask_png = (mask * 255).astype(np.uint8)
-    shown = overlay(rgb, mask)
+    shown = overlay(rgb, mask, labels)
     mask_path = output_dir / f"{path.stem}.png"
     write_png(mask_path, mask_png)
+    write_png(labels_dir / f"{path.stem}.png", labels.astype(np.uint16))
     write_png(overlay_dir / f"{path.stem}.png", shown)
-    row = count_row(path.name, mask, min_area)
-    return path, mask_path, row, montage_column(rgb, mask_png, shown) if want_tile else None
+    cells = [{"file": path.name, **row} for row in measure_cells(labels, rgb)]
+    tile = montage_column(rgb, mask_png, shown) if want_tile else None
+    return path, mask_path, count_row(path.name, labels, mask), cells, tile
 
 
-def _check_folders(images_dir, output_dir, overlay_dir, montage, cell_counts):
+def _check_folders(c):
+    images_dir = Path(c.images_dir)
     if not images_dir.is_dir():
         raise UserError(f"[infer] images_dir = {images_dir}: folder not found")
     src = images_dir.resolve()
-    outputs = (("output_dir", output_dir), ("overlay_dir", overlay_dir), ("montage", montage.parent),
-               ("cell_counts", cell_counts.parent))
+    outputs = [(name, Path(getattr(c, name))) for name in ("output_dir", "overlay_dir", "labels_dir")]
+    outputs += [(name, Path(getattr(c, name)).parent) for name in ("montage", "cell_counts", "cells_csv")]
     for name, folder in outputs:
         dst = folder.resolve()
         if dst == src or src in dst.parents:
@@ -87,27 +109,30 @@ def _check_folders(images_dir, output_dir, overlay_dir, montage, cell_counts):
 def infer(cfg, model=None):
     """Writes masks, overlays and a montage; returns (written, skipped, failed) lists."""
     c, m = cfg.infer, cfg.model
-    images_dir, output_dir, overlay_dir = Path(c.images_dir), Path(c.output_dir), Path(c.overlay_dir)
-    _check_folders(images_dir, output_dir, overlay_dir, Path(c.montage), Path(c.cell_counts))
+    _check_folders(c)
+    images_dir = Path(c.images_dir)
+    dirs = (Path(c.output_dir), Path(c.overlay_dir), Path(c.labels_dir))
     model = model or load_trained_model(cfg)
     files = sorted(p for p in images_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     skipped = [p for p in files if not is_image_file(p)]
     for p in skipped:
         print(f"note: skipped {p} (not an image file)")
     files = [p for p in files if is_image_file(p)]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    overlay_dir.mkdir(parents=True, exist_ok=True)
+    for folder in dirs:
+        folder.mkdir(parents=True, exist_ok=True)
 
     # Reading the next batch and writing the last one run in threads while the model predicts
     # (OpenCV and TensorFlow release the GIL), so the cores are not idle during file work.
     batch_size = cfg.train.batch_size
     batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
-    written, failed, tiles, labels, counts = [], [], [], [], []
+    written, failed, tiles, labels, counts, cells = [], [], [], [], [], []
     progress = keras.utils.Progbar(len(files), unit_name="image")
+
     def collect(job):
-        path, mask_path, row, tile = job.result()
+        path, mask_path, row, cell_rows, tile = job.result()
         written.append(mask_path)
         counts.append(row)
+        cells.extend(cell_rows)
         if tile is not None:
             tiles.append(tile)
             labels.append(f"{path.stem}: {row['cells']} cells")
@@ -126,8 +151,7 @@ def infer(cfg, model=None):
                 masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size, c.tiled)
                 for (path, rgb), mask in zip(batch, masks):
                     want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
-                    writes.append(pool.submit(_write_outputs, path, rgb, mask, output_dir,
-                                              overlay_dir, want_tile, c.cell_min_area))
+                    writes.append(pool.submit(_write_outputs, path, rgb, mask, dirs, want_tile, c))
             while len(writes) > 2 * batch_size:  # bounds the images held in memory
                 collect(writes.popleft())
             progress.add(len(batches[index]))
@@ -137,6 +161,8 @@ def infer(cfg, model=None):
     if counts:
         Path(c.cell_counts).parent.mkdir(parents=True, exist_ok=True)
         write_text(c.cell_counts, counts_csv(counts))
+        Path(c.cells_csv).parent.mkdir(parents=True, exist_ok=True)
+        write_text(c.cells_csv, cells_csv(cells))
     if tiles:
         Path(c.montage).parent.mkdir(parents=True, exist_ok=True)
         write_png(c.montage, montage(tiles, labels))

@@ -1,11 +1,10 @@
 """Training curves as PNG line graphs."""
-import os
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display needed on servers or CI
 import matplotlib.pyplot as plt  # noqa: E402
+
+from allseg.files import replace_atomically  # noqa: E402
 
 
 def plot_history(history: dict, names, title, path):
@@ -21,8 +20,6 @@ def plot_history(history: dict, names, title, path):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    with replace_atomically(path) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -54,6 +54,16 @@ def test_whole_pipeline_writes_every_output(tmp_path):
         assert 0 <= summary[key] <= 10, key
     assert len(summary["per_image"]) == 2
     assert set(summary["per_image"][0]) >= {"file", "dice", "iou", "tp", "fp", "fn"}
+    cells = summary["cells"]
+    for key in ("precision", "recall", "f1", "panoptic_quality", "dice", "nsd_2px"):
+        assert 0 <= cells[key] <= 1, key
+    assert cells["count_mae"] >= abs(cells["count_bias"])
+    assert cells["tp"] + cells["fn"] == cells["n_true"] == sum(r["cells"]["n_true"]
+                                                               for r in summary["per_image"])
+    assert set(cells["per_category"]) == {"Early"}
+    assert "Cells (regions >= 50 px" in proc.stdout
+    for picture in ("eval_histograms.png", "eval_worst_cells.png"):
+        assert cv2.imread(str(tmp_path / "eval" / picture)) is not None, picture
     # each image was scored at its own 224x224 size
     row = summary["per_image"][0]
     assert row["tp"] + row["fp"] + row["fn"] + row["tn"] == 224 * 224
@@ -84,6 +94,20 @@ def test_whole_pipeline_writes_every_output(tmp_path):
         mask = cv2.imread(str(tmp_path / "mini_test_output" / f"{Path(r['file']).stem}.png"), 0)
         assert float(r["foreground_fraction"]) == pytest.approx((mask > 0).mean(), abs=1e-5)
         assert int(r["cells"]) == len(r["cell_areas_px"].split())
+        # the 16-bit label image numbers the same cells, and the cells CSV has a row for each
+        labels = cv2.imread(str(tmp_path / "mini_test_output_labels" / f"{Path(r['file']).stem}.png"),
+                            cv2.IMREAD_UNCHANGED)
+        assert labels.dtype == np.uint16 and labels.shape == mask.shape
+        assert labels.max() == int(r["cells"])
+        assert not (labels > 0)[mask == 0].any()  # cells lie inside the mask
+        assert (labels > 0).sum() == sum(int(a) for a in r["cell_areas_px"].split())
+    with open(tmp_path / "mini_test_output_cells.csv", newline="") as handle:
+        cells = list(csv.DictReader(handle))
+    assert len(cells) == sum(int(r["cells"]) for r in counts)
+    areas = {r["file"]: sorted((int(c["area_px"]) for c in cells if c["file"] == r["file"]), reverse=True)
+             for r in counts}
+    for r in counts:
+        assert areas[r["file"]] == [int(a) for a in r["cell_areas_px"].split()]
 
 
 def test_scripts_explain_bad_input_without_a_traceback(tmp_path):

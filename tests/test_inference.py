@@ -3,37 +3,37 @@ import cv2
 import numpy as np
 import pytest
 
-from allseg.cells import cell_areas, count_row
+from allseg.cells import count_row, label_cells
 from allseg.errors import UserError
 from allseg.inference import _check_folders
 
 
 def test_inference_refuses_outputs_inside_the_input_folder(tmp_path):
+    from types import SimpleNamespace
     images = tmp_path / "mini_test"
     images.mkdir()
-    csv_path = tmp_path / "counts.csv"
-    _check_folders(images, tmp_path / "out", tmp_path / "overlay", tmp_path / "montage.png", csv_path)
-    for out, overlay, montage, counts in (
-            (images, tmp_path / "o", tmp_path / "m.png", csv_path),
-            (tmp_path / "o", images / "sub", tmp_path / "m.png", csv_path),
-            (tmp_path / "o", tmp_path / "p", images / "m.png", csv_path),
-            (tmp_path / "o", tmp_path / "p", tmp_path / "m.png", images / "c.csv")):
-        with pytest.raises(UserError, match="inside images_dir"):
-            _check_folders(images, out, overlay, montage, counts)
+    outside = {"output_dir": tmp_path / "out", "overlay_dir": tmp_path / "overlay",
+               "labels_dir": tmp_path / "labels", "montage": tmp_path / "montage.png",
+               "cell_counts": tmp_path / "counts.csv", "cells_csv": tmp_path / "cells.csv"}
+    _check_folders(SimpleNamespace(images_dir=images, **outside))
+    for name in outside:
+        inside = images / "sub" if name.endswith("_dir") else images / "file.out"
+        with pytest.raises(UserError, match=f"{name} = .* is inside images_dir"):
+            _check_folders(SimpleNamespace(images_dir=images, **{**outside, name: inside}))
 
 
-def test_cells_are_regions_of_at_least_the_minimum_area():
+def test_cell_counts_are_the_cells_of_a_label_image():
     mask = np.zeros((100, 100), bool)
     mask[10:30, 10:30] = True      # 400 px
     mask[50:60, 50:65] = True      # 150 px
     mask[29:31, 29:31] = True      # touches the first: one region, 400 + 3 px
     mask[90, 90] = True            # a speck
-    assert cell_areas(mask, 50) == [403, 150]
-    assert cell_areas(mask, 1) == [403, 150, 1]
-    assert cell_areas(np.zeros((5, 5), bool), 1) == []
-    row = count_row("a.jpg", mask, 50)
+    row = count_row("a.jpg", label_cells(mask, 50), mask)
     assert row["cells"] == 2 and row["cell_areas_px"] == "403 150"
     assert row["foreground_fraction"] == pytest.approx(554 / 10000)
+    assert count_row("b.jpg", label_cells(mask, 1), mask)["cell_areas_px"] == "403 150 1"
+    empty = np.zeros((5, 5), bool)
+    assert count_row("c.jpg", label_cells(empty, 1), empty)["cells"] == 0
 
 
 def test_tiled_prediction_of_a_2x2_mosaic_matches_the_single_image_away_from_tile_borders():

@@ -1,0 +1,133 @@
+"""Cells from masks and the cell-level scores, pinned on small masks worked out by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from allseg.cell_scoring import (hausdorff95, match_cells, normalized_surface_dice, score_cells,
+                                 summarize_cells)
+from allseg.cells import label_cells, measure_cells
+
+
+def disc(shape, centre, radius):
+    rows, cols = np.ogrid[:shape[0], :shape[1]]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius ** 2
+
+
+def square(shape, top, left, side):
+    mask = np.zeros(shape, bool)
+    mask[top:top + side, left:left + side] = True
+    return mask
+
+
+def test_two_touching_discs_are_one_region_and_two_cells_once_split():
+    # Centres 22 px apart, radius 12: the discs overlap in a neck about 9 px wide, so the distance
+    # map has two peaks of 12 joined by a saddle near 4.5.
+    mask = disc((60, 100), (30, 30), 12) | disc((60, 100), (30, 52), 12)
+    assert label_cells(mask, min_area=50).max() == 1
+    split = label_cells(mask, min_area=50, split_depth=2)
+    assert split.max() == 2
+    assert np.array_equal(split > 0, mask)  # splitting never changes the mask
+    left, right = np.count_nonzero(split == 1), np.count_nonzero(split == 2)
+    assert abs(left - right) <= 0.02 * mask.sum()  # cut down the middle
+
+
+def test_a_ring_stays_one_hollow_cell():
+    ring = disc((40, 40), (20, 20), 15) & ~disc((40, 40), (20, 20), 9)
+    labels = label_cells(ring, min_area=50, split_depth=2)
+    assert labels.max() == 1
+    (cell,) = measure_cells(labels, np.zeros((40, 40, 3), np.uint8))
+    # area / convex area: about (15^2 - 9^2) / 15^2 = 0.64 for a hollow cell, 1 for a filled one
+    assert 0.55 < cell["solidity"] < 0.72
+
+
+def test_a_speck_is_not_a_cell():
+    speck = square((20, 20), 5, 5, 3)  # 9 pixels
+    assert label_cells(speck, min_area=50).max() == 0
+    assert label_cells(speck, min_area=9).max() == 1
+
+
+def test_measurements_of_a_rectangle_on_the_border():
+    mask = np.zeros((30, 40), bool)
+    mask[0:10, 5:25] = True  # 10 rows x 20 columns, on the top edge
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[mask] = (200, 10, 0)
+    (cell,) = measure_cells(label_cells(mask, min_area=1), rgb)
+    assert cell["area_px"] == 200
+    assert (cell["bbox_row0"], cell["bbox_col0"], cell["bbox_row1"], cell["bbox_col1"]) == (0, 5, 10, 25)
+    assert (cell["centroid_row"], cell["centroid_col"]) == (4.5, 14.5)
+    assert cell["touches_border"] is True
+    assert (cell["mean_red"], cell["mean_green"], cell["mean_blue"]) == (200.0, 10.0, 0.0)
+    assert cell["equivalent_diameter_px"] == pytest.approx(math.sqrt(4 * 200 / math.pi), abs=0.01)
+    assert cell["solidity"] == 1.0
+    # Pixel variances along each side: (n^2 - 1) / 12, so eccentricity = sqrt(1 - 99/399).
+    assert cell["eccentricity"] == pytest.approx(math.sqrt(1 - 99 / 399), abs=1e-4)
+    p = cell["perimeter_px"]
+    assert cell["circularity"] == pytest.approx(4 * math.pi * 200 / p ** 2, abs=1e-3)
+    inner = measure_cells(label_cells(np.roll(mask, 5, axis=0), min_area=1), rgb)[0]
+    assert inner["touches_border"] is False
+
+
+def test_matching_is_one_to_one_at_iou_one_half():
+    shape = (40, 80)
+    truth = label_cells(square(shape, 5, 5, 10) | square(shape, 5, 30, 10), min_area=1)
+    # first true cell found exactly; second found shifted by 5 px (IoU 50/150 = 1/3, not a
+    # match); a third predicted cell where there is none
+    pred = label_cells(square(shape, 5, 5, 10) | square(shape, 5, 35, 10) | square(shape, 25, 60, 10),
+                       min_area=1)
+    m = match_cells(truth, pred)
+    assert (m["n_true"], m["n_pred"], m["tp"], m["fp"], m["fn"]) == (2, 3, 1, 2, 1)
+    assert m["pairs"] == [(1, 1, 1.0)]
+    row, *_ = score_cells(pred > 0, truth > 0, min_area=1)
+    assert row["precision"] == pytest.approx(1 / 3) and row["recall"] == pytest.approx(1 / 2)
+    assert row["f1"] == pytest.approx(1 / (1 + 0.5 * 2 + 0.5 * 1))  # tp / (tp + fp/2 + fn/2) = 0.4
+    assert row["panoptic_quality"] == pytest.approx(0.4)  # F1 x mean matched IoU (1.0)
+
+
+def test_a_shifted_square_matches_with_its_iou_in_panoptic_quality():
+    truth, pred = square((30, 30), 5, 5, 10), square((30, 30), 5, 7, 10)  # IoU 80 / 120
+    row, *_ = score_cells(pred, truth, min_area=1)
+    assert (row["tp"], row["fp"], row["fn"]) == (1, 0, 0)
+    assert row["f1"] == 1.0 and row["panoptic_quality"] == pytest.approx(2 / 3)
+
+
+def test_empty_cases_are_defined():
+    empty = np.zeros((20, 20), bool)
+    cell = square((20, 20), 2, 2, 10)
+    row, *_ = score_cells(empty, empty, min_area=5)
+    assert (row["precision"], row["recall"], row["f1"], row["panoptic_quality"]) == (1, 1, 1, 1)
+    assert (row["dice"], row["nsd_2px"], row["hd95"]) == (1.0, 1.0, 0.0)
+    missed, *_ = score_cells(empty, cell, min_area=5)
+    assert (missed["precision"], missed["recall"], missed["f1"], missed["panoptic_quality"]) == (1, 0, 0, 0)
+    assert (missed["dice"], missed["nsd_2px"], missed["hd95"]) == (0.0, 0.0, None)
+    invented, *_ = score_cells(cell, empty, min_area=5)
+    assert (invented["precision"], invented["recall"], invented["f1"]) == (0, 1, 0)
+    summary = summarize_cells([row, missed, invented], min_area=5, split_depth=0)
+    assert (summary["tp"], summary["fp"], summary["fn"]) == (0, 1, 1)
+    assert summary["f1"] == 0.0 and summary["count_mae"] == pytest.approx(2 / 3)
+    assert summary["count_bias"] == 0.0
+    assert summary["hd95"] == 0.0 and summary["hd95_images"] == 1  # undefined twice, left out
+
+
+def test_surface_scores_of_lines_two_pixels_apart():
+    # One-pixel lines are their own boundary. truth: row 10; prediction: row 12, plus a 10 px
+    # piece on row 30. Truth -> prediction: 100 distances of 2. Prediction -> truth: 100 of 2 and
+    # 10 of 20.
+    truth = np.zeros((40, 100), bool)
+    truth[10] = True
+    pred = np.zeros((40, 100), bool)
+    pred[12] = True
+    pred[30, :10] = True
+    assert normalized_surface_dice(pred, truth, tolerance=2) == pytest.approx(200 / 210)
+    assert normalized_surface_dice(pred, truth, tolerance=1) == 0.0
+    assert hausdorff95(pred, truth) == 20.0  # 95th percentile of (100 x 2, 10 x 20) is 20
+    assert hausdorff95(pred[:20], truth[:20]) == 2.0
+
+
+def test_cell_scores_leave_specks_out_of_both_masks():
+    truth = disc((50, 50), (25, 25), 10)
+    truth[2:4, 2:4] = True  # a 4-pixel speck of the kind the colour threshold leaves
+    pred = disc((50, 50), (25, 25), 10)
+    row, *_ = score_cells(pred, truth, min_area=50)
+    assert (row["n_true"], row["n_pred"], row["f1"]) == (1, 1, 1.0)
+    assert (row["dice"], row["nsd_2px"], row["hd95"]) == (1.0, 1.0, 0.0)
