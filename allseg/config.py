@@ -97,6 +97,10 @@ SCHEMA = {
         "augment_flips": flag(default=False),
         "augment_color": number(0.0, 1.0, default=0.0),
         "lr_schedule": choice("constant", "cosine", "plateau", default="constant"),
+        # The U-Net paper's weight map: background pixels between two cells weigh up to
+        # 1 + border_weight in the cross-entropy, falling off over border_sigma pixels. 0: off.
+        "border_weight": number(0.0, 1000.0, default=0.0),
+        "border_sigma": number(0.0, 1000.0, default=5.0, lo_open=True),
         # Speed switches: "auto" turns them on with a GPU and off on a CPU.
         "mixed_precision": auto_flag(),
         "jit_compile": auto_flag(),

@@ -5,6 +5,7 @@ import tensorflow as tf
 from allseg.augment import augment
 from allseg.images import read_mask, read_rgb, resize_image, resize_mask
 from allseg.pairing import check_readable, find_category_pairs
+from allseg.weight_map import border_weights
 
 
 def load_pair(image_path, mask_path, height, width):
@@ -14,23 +15,37 @@ def load_pair(image_path, mask_path, height, width):
     return image, mask[..., None].astype(np.float32)
 
 
+def load_weighted_pair(image_path, mask_path, height, width, border):
+    """(image, mask and border weight map as two channels); border = (w0, sigma, min_area)."""
+    image, mask = load_pair(image_path, mask_path, height, width)
+    weights = border_weights(mask[..., 0] > 0.5, *border)
+    return image, np.concatenate([mask, weights[..., None]], axis=-1)
+
+
 def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=False,
-                 flips=False, colour=0.0, repeat=False):
+                 flips=False, colour=0.0, repeat=False, border=None):
     """Batches of (image, mask); files are read lazily, so memory stays flat without cache.
     With shuffle_seed set (training), order, flips and colour jitter are drawn from that seed and
-    change every epoch; repeat=True makes the stream endless (one epoch after another)."""
+    change every epoch; repeat=True makes the stream endless (one epoch after another).
+    border = (w0, sigma, min_area) adds the border weight map as per-pixel sample weights:
+    batches of (image, mask, weights); it rides along as a second mask channel until then, so
+    flips and turns move it with the mask."""
     images = [str(p.image) for p in pairs]
     masks = [str(p.mask) for p in pairs]
     ds = tf.data.Dataset.from_tensor_slices((images, masks))
     if shuffle_seed is not None and not cache:
         ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
 
+    def read(i, m):
+        if border:
+            return load_weighted_pair(i.decode(), m.decode(), height, width, border)
+        return load_pair(i.decode(), m.decode(), height, width)
+
     def load(image_path, mask_path):
-        image, mask = tf.numpy_function(
-            lambda i, m: load_pair(i.decode(), m.decode(), height, width),
-            [image_path, mask_path], [tf.uint8, tf.float32], stateful=False)
+        image, mask = tf.numpy_function(read, [image_path, mask_path], [tf.uint8, tf.float32],
+                                        stateful=False)
         image.set_shape((height, width, 3))
-        mask.set_shape((height, width, 1))
+        mask.set_shape((height, width, 2 if border else 1))
         return image, mask
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -42,7 +57,10 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
         ds = augment(ds, shuffle_seed, flips, colour, square=height == width)
     # float32 from here on (augment already gives it): Keras averages a first batch across
     # workers under tf.distribute, which integer images cannot go through.
-    ds = ds.map(lambda image, mask: (tf.cast(image, tf.float32), mask))
+    if border:
+        ds = ds.map(lambda image, mask: (tf.cast(image, tf.float32), mask[..., :1], mask[..., 1]))
+    else:
+        ds = ds.map(lambda image, mask: (tf.cast(image, tf.float32), mask))
     ds = ds.batch(batch_size)
     return (ds.repeat() if repeat else ds).prefetch(tf.data.AUTOTUNE)
 
@@ -66,6 +84,6 @@ class ALLDataset:
         return len(self.pairs)
 
     def dataset(self, pairs=None, batch_size=4, shuffle_seed=None, cache=False, flips=False,
-                colour=0.0, repeat=False):
+                colour=0.0, repeat=False, border=None):
         return pair_dataset(self.pairs if pairs is None else pairs, self.height, self.width,
-                            batch_size, shuffle_seed, cache, flips, colour, repeat)
+                            batch_size, shuffle_seed, cache, flips, colour, repeat, border)

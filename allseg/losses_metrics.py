@@ -21,15 +21,18 @@ class BceDice(keras.losses.Loss):
         self.per_image = per_image
 
     def call(self, y_true, y_pred):
+        """A loss per pixel: its cross-entropy plus the (batch's or image's) Dice loss. Keras
+        averages it, which gives mean cross-entropy + Dice loss; per-pixel sample weights (the
+        border weight map) then weigh each pixel's cross-entropy, as in the U-Net paper."""
         y_true = ops.cast(y_true, y_pred.dtype)
-        bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred))
+        bce = keras.losses.binary_crossentropy(y_true, y_pred)  # (batch, height, width)
         if not self.per_image:
             return bce + self.dice_weight * keras.losses.dice(y_true, y_pred)
         axes = tuple(range(1, len(y_pred.shape)))
         overlap = ops.sum(y_true * y_pred, axis=axes)
         total = ops.sum(y_true, axis=axes) + ops.sum(y_pred, axis=axes)
         soft_dice = (2.0 * overlap + 1.0) / (total + 1.0)  # +1: empty and empty is a match
-        return bce + self.dice_weight * (1.0 - ops.mean(soft_dice))
+        return bce + self.dice_weight * (1.0 - soft_dice)[:, None, None]
 
     def get_config(self):
         return {**super().get_config(), "dice_weight": self.dice_weight, "per_image": self.per_image}

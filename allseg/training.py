@@ -146,8 +146,11 @@ def train(cfg, extra_callbacks=()):
 
     # One endless, seeded stream of batches: skipping the epochs already done replays the
     # exact order and augmentation an uninterrupted run would have seen next.
+    border = ((t.border_weight, t.border_sigma, cfg.infer.cell_min_area)
+              if t.border_weight > 0 else None)
     train_ds = data.dataset(train_pairs, batch_size, shuffle_seed=t.seed, cache=t.cache,
-                            flips=t.augment_flips, colour=t.augment_color, repeat=True)
+                            flips=t.augment_flips, colour=t.augment_color, repeat=True,
+                            border=border)
     train_ds = train_ds.skip(done * steps_per_epoch)
     val_ds = data.dataset(val_pairs, batch_size, cache=t.cache)
     build_for_cluster(model, strategy, val_ds)

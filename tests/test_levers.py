@@ -1,5 +1,6 @@
 """The real-data levers: joint augmentation, batch norm, test-time flips, speck removal."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from allseg.augment import augment
@@ -68,3 +69,34 @@ def test_speck_removal_keeps_large_regions_only():
     prob = mask.astype(np.float32)
     assert to_mask(prob, 40, 40, min_area=0).shape == (40, 40)
 
+
+
+def test_border_weight_map_stresses_the_gap_between_two_cells():
+    from allseg.weight_map import border_weights
+    mask = np.zeros((20, 30), bool)
+    mask[5:15, 2:12] = True   # two 10x10 cells with a 2-pixel gap (columns 12 and 13)
+    mask[5:15, 14:24] = True
+    w = border_weights(mask, w0=10.0, sigma=5.0, min_area=50)
+    # gap column 12 lies 1 px from the left cell and 2 px from the right one:
+    # 1 + 10 * exp(-(1 + 2)^2 / (2 * 5^2)); column 13 the other way round
+    assert w[10, 12] == pytest.approx(1 + 10 * np.exp(-9 / 50), rel=1e-6)
+    assert w[10, 13] == w[10, 12]
+    assert (w[mask] == 1).all()             # cells keep weight 1
+    assert w[0, 29] < w[10, 12] and w[0, 29] >= 1  # far from both cells: close to 1
+    one_cell = border_weights(mask[:, :13], w0=10.0, sigma=5.0, min_area=50)
+    assert (one_cell == 1).all()            # nothing to keep apart
+
+
+def test_training_with_the_weight_map_feeds_per_pixel_weights(tmp_path, synthetic_master):
+    from allseg.config import load_config
+    from allseg.training import train
+    from conftest import run_script, tiny_config_text
+    run_script("split_master.py", "--master", synthetic_master, "--dest", tmp_path / "ALL",
+               "--mini-test", tmp_path / "mini_test")
+    config = tmp_path / "weighted.config"
+    config.write_text(tiny_config_text(tmp_path, epochs="1").replace(
+        'loss           = "bce_dice"', 'loss           = "bce_dice"\nborder_weight  = 10.0'))
+    cfg = load_config(config)
+    assert cfg.train.border_weight == 10.0 and cfg.train.border_sigma == 5.0
+    result = train(cfg)
+    assert result["epochs_run"] == 1 and np.isfinite(result["best_val_loss"])
