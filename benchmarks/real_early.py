@@ -5,7 +5,9 @@
 Reproduces the 788/197 split with split_master.py --split-csv into a scratch folder, trains with
 the config (its data paths pointed at the scratch copy), evaluates with the project's evaluator,
 and in the same run fits the colour threshold "blue minus green > t" on the training images and
-scores it on the test images. Prints one table and writes it as JSON and Markdown; also draws the
+scores it on the test images, cells and pixels alike, beside the truth itself without its regions
+under the cell size (what a perfect cell outliner would score against the raw truth). Prints the
+cell table and the pixel table and writes them as JSON and Markdown; also draws the
 per-image Dice histogram and the five worst test images (masks only in asset/; with the
 original images in the scratch folder, since dataset images are never copied into the project).
 """
@@ -18,6 +20,9 @@ import numpy as np
 
 from common import DEFAULT_DATA, ROOT, read_summary, reference_split, run, write_config
 
+from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
+from allseg.cells import cells_only  # noqa: E402
+from allseg.config import load_config  # noqa: E402
 from allseg.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
 from allseg.pairing import find_pairs  # noqa: E402
 from allseg.scoring import score_image, summarize  # noqa: E402
@@ -27,7 +32,17 @@ def blue_minus_green(rgb):
     return rgb[..., 2].astype(np.int16) - rgb[..., 1].astype(np.int16)
 
 
-def colour_threshold_baseline(all_dir):
+def scored(named_preds_truths, c):
+    """Pixel summary with the cell summary under "cells", as the evaluator writes them."""
+    items = list(named_preds_truths)
+    summary = summarize([score_image(n, p, t) for n, p, t in items])
+    summary["cells"] = summarize_cells(
+        [score_cells(p, t, c.cell_min_area, c.cell_split_depth)[0] for _, p, t in items],
+        c.cell_min_area, c.cell_split_depth)
+    return summary
+
+
+def colour_threshold_baseline(all_dir, c):
     """Chooses t on the training images (best mean per-image Dice), then scores the test images."""
     def load(split):
         pairs = find_pairs(all_dir / split / "original", all_dir / split / "segmented", "Early")
@@ -40,20 +55,39 @@ def colour_threshold_baseline(all_dir):
         if score > best:
             best_t, best = t, score
     test = load("test")
-    rows = [score_image(n, d > best_t, m) for n, d, m in test]
-    return best_t, summarize(rows)
+    return best_t, scored(((n, d > best_t, m) for n, d, m in test), c), test
+
+
+def truth_without_specks(test, c):
+    """The truth scored against itself with its regions under cell_min_area removed."""
+    return scored(((n, cells_only(m, c.cell_min_area), m) for n, _, m in test), c)
+
+
+CELL_KEYS = ("f1", "precision", "recall", "panoptic_quality", "count_mae", "count_bias", "dice",
+             "nsd_2px", "hd95")
 
 
 def table_row(method, s, seconds=None):
     return {"method": method, "mean_dice": s["mean_dice"], "median_dice": s["median_dice"],
             "p10_dice": s["p10_dice"], "pooled_dice": s["pooled_dice"], "mean_iou": s["mean_iou"],
             "pixel_accuracy": s["pixel_accuracy"],
+            "cells": {k: s["cells"][k] for k in CELL_KEYS + ("n_true", "n_pred", "tp", "fp", "fn")},
             "train_minutes": None if seconds is None else seconds / 60}
 
 
 def markdown(rows):
-    lines = ["| method | mean Dice | median Dice | 10th pct Dice | pooled Dice | mean IoU | pixel acc. | training |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | cell F1 | precision | recall | panoptic quality | count error (cells/image) "
+             "| count bias | Dice, cells only | NSD 2 px, cells only | HD95 px, cells only "
+             "| mean Dice, raw truth | training |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        c = r["cells"]
+        minutes = "-" if r["train_minutes"] is None else f"{r['train_minutes']:.1f} min"
+        lines.append(f"| {r['method']} | {c['f1']:.3f} | {c['precision']:.3f} | {c['recall']:.3f} | "
+                     f"{c['panoptic_quality']:.3f} | {c['count_mae']:.2f} | {c['count_bias']:+.2f} | "
+                     f"{c['dice']:.3f} | {c['nsd_2px']:.3f} | {c['hd95']:.2f} | {r['mean_dice']:.3f} "
+                     f"| {minutes} |")
+    lines += ["", "| method | mean Dice | median Dice | 10th pct Dice | pooled Dice | mean IoU | "
+              "pixel acc. | training |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         minutes = "-" if r["train_minutes"] is None else f"{r['train_minutes']:.1f} min"
         lines.append(f"| {r['method']} | {r['mean_dice']:.3f} | {r['median_dice']:.3f} | "
@@ -94,7 +128,6 @@ def worst_montage(config, all_dir, per_image, path, private_path, count=5):
     with each original image in front goes to `private_path`, in the scratch folder."""
     import cv2
 
-    from allseg.config import load_config
     from allseg.predict import predict_masks
     from allseg.unet import load_trained_model
 
@@ -142,9 +175,12 @@ def main():
     run("TensorflowUNetALLEvaluator.py", config)
     unet = read_summary(run_dir / "eval")
 
-    threshold, baseline = colour_threshold_baseline(all_dir)
+    c = load_config(config).infer
+    threshold, baseline, test = colour_threshold_baseline(all_dir, c)
     rows = [table_row(f"colour threshold (blue - green > {threshold}, fitted on train)", baseline),
-            table_row(f"U-Net ({args.config.name})", unet, train_seconds)]
+            table_row(f"U-Net ({args.config.name})", unet, train_seconds),
+            table_row(f"the truth without its regions < {c.cell_min_area} px (a perfect cell "
+                      "outliner)", truth_without_specks(test, c))]
     print()
     print(markdown(rows))
 
