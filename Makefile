@@ -29,9 +29,12 @@ demo: $(VENV)/.installed
 	@echo "  data          demo/master (synthetic master), demo/ALL (split), demo/mini_test"
 	@echo "  model         demo/models/best_model.keras"
 	@echo "  training      demo/eval/train_log.csv, demo/eval/train_losses.png, demo/eval/train_metrics.png"
-	@echo "  evaluation    demo/eval/summary.json"
-	@echo "  inference     demo/mini_test_output/ (masks), demo/mini_test_output_overlay/, demo/mini_test_output_montage.png,"
-	@echo "                demo/mini_test_output_cell_counts.csv; TensorBoard logs in demo/eval/tensorboard"
+	@echo "  evaluation    demo/eval/summary.json (pixel and cell scores), demo/eval/eval_histograms.png,"
+	@echo "                demo/eval/eval_worst_cells.png"
+	@echo "  inference     demo/mini_test_output/ (masks), demo/mini_test_output_labels/ (16-bit cell labels),"
+	@echo "                demo/mini_test_output_overlay/ (numbered cells), demo/mini_test_output_montage.png,"
+	@echo "                demo/mini_test_output_cell_counts.csv, demo/mini_test_output_cells.csv (one row per cell)"
+	@echo "  logs          TensorBoard logs in demo/eval/tensorboard"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
