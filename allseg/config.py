@@ -117,6 +117,8 @@ SCHEMA = {
         "cell_counts": path(default="./mini_test_output_cell_counts.csv"),
         "cell_min_area": integer(1, 1_000_000, default=50),
         "tiled": flag(default=False),
+        # What runs the model, for evaluation too: "auto" is OpenVINO on a CPU, Keras on a GPU.
+        "engine": choice("auto", "keras", "openvino", "litert", default="auto"),
     },
 }
 
