@@ -79,9 +79,9 @@ class _Engine:
 class OpenVINOEngine(_Engine):
     """OpenVINO on the CPU: latency hint (all cores on one request, faster than the throughput
     hint at these batch sizes); float32 arithmetic, which it would otherwise drop to bfloat16 on
-    CPUs that have it, moving probabilities by ~1e-2; threads not pinned to cores, since a pinned
-    thread that shares its core with another busy process stalls every layer (measured on 2
-    shared cores: 7.4 img/s pinned, 21.1 unpinned at the seed config; docs/engines.md)."""
+    CPUs that have it (7e-3 off Keras on a tiny test model); threads not pinned to cores, since
+    a pinned thread that shares its core with another busy process stalls every layer (measured
+    on 2 shared cores: 7.4 img/s pinned, 21.1 unpinned at the seed config; docs/engines.md)."""
     name, package, files = "openvino", "openvino", ("model.xml", "model.bin")
     CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
               "ENABLE_CPU_PINNING": False}
