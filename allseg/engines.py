@@ -117,8 +117,8 @@ class LiteRTEngine(_Engine):
 
     def _load(self):
         from ai_edge_litert.interpreter import Interpreter
-        self._make = lambda: Interpreter(model_path=str(self.folder / "model.tflite"),
-                                         num_threads=os.cpu_count())
+        path = str(self.folder / "model.tflite")  # not self: no cycle keeps the file open
+        self._make = lambda: Interpreter(model_path=path, num_threads=os.cpu_count())
         self._make().allocate_tensors()  # fails here on a file that is not a model
 
     def _compile(self, shape):
@@ -186,9 +186,9 @@ def check_against_keras(engine, model, count=CHECK_IMAGES):
     return diff
 
 
-def convert(cls, model, model_path, log=print):
-    """Converts model (loaded from model_path) for engine cls into its cache folder, checked
-    against Keras first; returns the folder."""
+def convert(cls, model, model_path, log=print, model_sha256=None):
+    """Converts model (loaded from model_path, whose SHA-256 is model_sha256) for engine cls into
+    its cache folder, checked against Keras first; returns the folder."""
     folder = cache_folder(model_path, cls.name)
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)  # a leftover of our own interrupted conversion
@@ -208,7 +208,8 @@ def convert(cls, model, model_path, log=print):
         diff = check_against_keras(engine, model)
         del engine  # let go of the files before they move
         write_json(tmp / STAMP, {
-            "model": Path(model_path).name, "model_sha256": sha256_file(model_path),
+            "model": Path(model_path).name,
+            "model_sha256": model_sha256 or sha256_file(model_path),
             "engine": cls.name, "engine_version": cls.version(),
             "files": {name: sha256_file(tmp / name) for name in cls.files},
             "check_max_abs_diff": diff, "check_images": CHECK_IMAGES,
@@ -251,7 +252,7 @@ def cached_engine(name, model, model_path, log=print):
                 f"{set_aside(folder)} and converting again")
         else:
             log(f"note: not using the cached conversion in {folder}: {problem}; converting again")
-    convert(cls, model, model_path, log)
+    convert(cls, model, model_path, log, want["model_sha256"])
     return cls(folder, model.loss)
 
 
