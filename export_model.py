@@ -1,4 +1,4 @@
-"""Export the trained model of a config as a SavedModel and as TFLite (float32, float16).
+"""Export a config's trained model as a SavedModel, TFLite (float32, float16) and OpenVINO IR.
 
     python export_model.py [CONFIG]
 

@@ -128,6 +128,8 @@ SCHEMA = {
         "cells_csv": path(default=None),
         "labels_dir": path(default=None),
         "tiled": flag(default=False),
+        # What runs the model, for evaluation too: "auto" is OpenVINO on a CPU, Keras on a GPU.
+        "engine": choice("auto", "keras", "openvino", "litert", default="auto"),
     },
 }
 

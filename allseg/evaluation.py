@@ -7,12 +7,12 @@ import numpy as np
 from allseg.cell_scoring import score_cells, summarize_cells
 from allseg.dataset import ALLDataset
 from allseg.eval_pictures import histograms, worst_gallery
+from allseg.engines import load_predictor
 from allseg.files import write_json
 from allseg.images import read_mask, read_rgb
 from allseg.pairing import describe
 from allseg.predict import THRESHOLD, predict_probabilities, to_mask
 from allseg.scoring import score_image, summarize
-from allseg.unet import load_trained_model
 
 SUMMARY = "summary.json"
 HISTOGRAMS = "eval_histograms.png"
@@ -22,7 +22,7 @@ WORST_COUNT = 6
 
 def evaluate(cfg, model=None):
     """Returns the summary dict and writes it to <eval_dir>/summary.json."""
-    model = model or load_trained_model(cfg)
+    model = model or load_predictor(cfg)
     data = ALLDataset.from_config(cfg, "eval")
     print(f"Evaluating {len(data)} pairs in {describe(cfg.eval.image_datapath, cfg.eval.category)}")
     batch_size = cfg.train.batch_size

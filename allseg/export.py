@@ -1,8 +1,8 @@
-"""The trained model as a TensorFlow SavedModel and as TFLite (float32 and float16), for serving
-and for phones or embedded boards; all take raw 0-255 RGB at the model's size, like the .keras."""
+"""The trained model as a TensorFlow SavedModel, as TFLite (float32 and float16) and as OpenVINO
+IR, for serving, for phones or embedded boards and for CPUs; all take raw 0-255 RGB at the model's
+size, like the .keras."""
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +22,11 @@ def tflite_bytes(saved_model_dir, float16=False):
 
 
 def export_model(model, model_dir):
-    """Writes <model_dir>/export/{saved_model/, model_float32.tflite, model_float16.tflite};
-    an earlier export folder is renamed, not replaced. Returns the paths written."""
+    """Writes <model_dir>/export/{saved_model/, model_float32.tflite, model_float16.tflite,
+    openvino/model.xml (+ .bin)}; an earlier export folder is renamed, not replaced. Returns the
+    paths written."""
+    from allseg.engines import OpenVINOEngine
+
     out = Path(model_dir) / EXPORT_DIR
     if out.exists():
         print(f"Kept the previous export as {set_aside(out)}")
@@ -33,16 +36,18 @@ def export_model(model, model_dir):
     model.export(str(tmp / "saved_model"), format="tf_saved_model", verbose=False)
     for name, half in (("model_float32.tflite", False), ("model_float16.tflite", True)):
         (tmp / name).write_bytes(tflite_bytes(tmp / "saved_model", half))
+    (tmp / "openvino").mkdir()
+    OpenVINOEngine.convert(tmp / "saved_model", tmp / "openvino")  # float32, as the engine runs it
     os.replace(tmp, out)
     return {"saved_model": out / "saved_model", "tflite_float32": out / "model_float32.tflite",
-            "tflite_float16": out / "model_float16.tflite"}
+            "tflite_float16": out / "model_float16.tflite", "openvino": out / "openvino" / "model.xml"}
 
 
 def tflite_predict(path, images):
-    """Probabilities (N, H, W) from a TFLite file, one image at a time."""
-    with warnings.catch_warnings():  # tf.lite.Interpreter still works; LiteRT is its successor
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
-        interpreter = tf.lite.Interpreter(model_path=str(path))
+    """Probabilities (N, H, W) from a TFLite file, one image at a time, run by LiteRT (the
+    successor of tf.lite.Interpreter, which is on its way out)."""
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     probs = []
@@ -56,3 +61,9 @@ def tflite_predict(path, images):
 def saved_model_predict(path, images):
     served = tf.saved_model.load(str(path))
     return served.serve(np.asarray(images, np.float32)).numpy()[..., 0]
+
+
+def openvino_predict(path, images):
+    """Probabilities (N, H, W) from an OpenVINO IR (the model.xml path), as the engine runs it."""
+    from allseg.engines import OpenVINOEngine
+    return OpenVINOEngine(Path(path).parent).predict_on_batch(images)[..., 0]

@@ -1,7 +1,7 @@
 """How closely the exported models' masks follow the Keras model's on sample images."""
 import numpy as np
 
-from allseg.export import saved_model_predict, tflite_predict
+from allseg.export import openvino_predict, saved_model_predict, tflite_predict
 from allseg.errors import UserError
 from allseg.images import read_rgb, resize_image
 from allseg.pairing import find_category_pairs
@@ -35,4 +35,5 @@ def compare_exports(cfg, model, paths):
         "saved_model": pooled_mask_dice(keras_probs, saved_model_predict(paths["saved_model"], images)),
         "tflite_float32": pooled_mask_dice(keras_probs, tflite_predict(paths["tflite_float32"], images)),
         "tflite_float16": pooled_mask_dice(keras_probs, tflite_predict(paths["tflite_float16"], images)),
+        "openvino": pooled_mask_dice(keras_probs, openvino_predict(paths["openvino"], images)),
     }

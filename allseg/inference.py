@@ -8,11 +8,11 @@ import keras
 import numpy as np
 
 from allseg.cells import cells_csv, count_row, counts_csv, label_cells, measure_cells
+from allseg.engines import load_predictor
 from allseg.errors import DataError, UserError
 from allseg.files import write_text
 from allseg.images import is_image_file, read_rgb, write_png
 from allseg.predict import predict_masks
-from allseg.unet import load_trained_model
 
 OVERLAY_COLOUR = (0, 255, 0)  # RGB
 MONTAGE_TILE = 160
@@ -112,7 +112,7 @@ def infer(cfg, model=None):
     _check_folders(c)
     images_dir = Path(c.images_dir)
     dirs = (Path(c.output_dir), Path(c.overlay_dir), Path(c.labels_dir))
-    model = model or load_trained_model(cfg)
+    model = model or load_predictor(cfg)
     files = sorted(p for p in images_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     skipped = [p for p in files if not is_image_file(p)]
     for p in skipped:

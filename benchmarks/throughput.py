@@ -6,6 +6,10 @@ plain approach common in this field, on the same images, model and machine, in o
 Plain training: every image in NumPy arrays, model.fit(x, y, batch_size=4, validation_split=0.2)
 with Keras defaults. Plain inference: one model.predict call per image, then resize back and write.
 The training step alone (train_on_batch on one fixed batch) shows the most any input side could buy.
+Inference runs once per engine ([infer] engine: keras, openvino, litert), end to end (read,
+predict, resize back, write) and as the forward pass alone on one fixed batch; infer_speedup is
+the "auto" engine's end to end rate over plain inference, at the seed config. GFLOP/s are also
+given as a share of the machine's ceiling (machine_ceiling below: what /proc/cpuinfo reports).
 Each measurement runs in its own process, so its peak resident memory is its own. Images are
 synthetic 224x224 JPEG smears made here (speed does not depend on what the cells look like).
 """
@@ -25,6 +29,9 @@ CONFIGS = {"seed": ROOT / "train_eval_infer.config", "cpu": ROOT / "configs" / "
 VARIANTS = {  # name -> [train] overrides; "plain" is the common approach, not the project's code
     "plain": {}, "pipeline": {}, "pipeline_xla": {"jit_compile": "True"},
 }
+# Inference rows beside plain: the pipeline with each engine ("pipeline" and "pipeline_xla" are
+# Keras's). The forward pass alone adds "plain" (model.predict on the batch) and the same engines.
+ENGINE_ROWS = ("openvino", "litert")
 
 
 # ---------------------------------------------------------------- what is measured, per process
@@ -144,6 +151,7 @@ def infer_worker(cfg, approach):
     from allseg.images import list_images
     from allseg.unet import load_trained_model
     files = list_images(cfg.infer.images_dir)
+    loading = time.perf_counter()
     model = load_trained_model(cfg)
     m = cfg.model
     if approach == "plain":
@@ -159,14 +167,60 @@ def infer_worker(cfg, approach):
                               interpolation=cv2.INTER_NEAREST)
             cv2.imwrite(str(out / f"{path.stem}.png"), mask)
     else:
+        from allseg.engines import load_predictor
         from allseg.inference import infer
         from allseg.predict import predict_masks
+        model = load_predictor(cfg, model)  # [infer] engine; converts on first use
         predict_masks(model, [np.zeros((m.image_height, m.image_width, 3), np.uint8)], m,
                       cfg.train.batch_size)  # warm: trace (and compile) the batch graph once
+        loaded = time.perf_counter()
         start = time.perf_counter()
         written, _, failed = infer(cfg, model)
         assert len(written) == len(files) and not failed
-    return {"seconds": time.perf_counter() - start, "images": len(files)}
+        return {"seconds": time.perf_counter() - start, "images": len(files),
+                "engine": cfg.infer.engine, "load_seconds": loaded - loading}
+    return {"seconds": time.perf_counter() - start, "images": len(files), "engine": "keras"}
+
+
+def forward_worker(cfg, rows, min_seconds=3.0):
+    """The forward pass alone on one fixed batch of [train] batch_size random 0-255 images, per
+    row: "plain" (model.predict), "keras" (predict_on_batch, as the pipeline calls it),
+    "keras_xla", or an engine (its cached conversion); with the largest probability difference
+    from Keras."""
+    import keras
+    import numpy as np
+    from allseg.engines import cached_engine
+    from allseg.unet import load_trained_model
+    m, batch = cfg.model, cfg.train.batch_size
+    model = load_trained_model(cfg)
+    model.jit_compile = False
+    path = Path(cfg.train.model_dir) / "best_model.keras"
+    x = np.random.default_rng(0).integers(0, 256, (batch, m.image_height, m.image_width, 3),
+                                          dtype=np.uint8)
+    want = model.predict_on_batch(x.astype("float32"))
+    out = {}
+    for row in rows:
+        if row == "plain":
+            run = lambda: model.predict(x.astype("float32"), verbose=0)  # noqa: E731
+        elif row in ("keras", "keras_xla"):
+            runner = model
+            if row == "keras_xla":
+                runner = keras.models.load_model(path)
+                runner.jit_compile = True
+            run = lambda r=runner: r.predict_on_batch(x.astype("float32"))  # noqa: E731
+        else:
+            engine = cached_engine(row, model, path)
+            run = lambda e=engine: e.predict_on_batch(x)  # noqa: E731
+        diff = float(np.abs(run() - want).max())  # also the warm-up
+        run()
+        start, count = time.perf_counter(), 0
+        while count < 3 or time.perf_counter() - start < min_seconds:
+            run()
+            count += 1
+        seconds = time.perf_counter() - start
+        out[row] = {"images_per_s": count * batch / seconds, "seconds": seconds,
+                    "images": count * batch, "batch": batch, "max_abs_diff_vs_keras": diff}
+    return out
 
 
 def worker(args):
@@ -178,6 +232,8 @@ def worker(args):
         result = train_worker(cfg, args.approach)
     elif args.worker == "step":
         result = step_worker(cfg, args.approach)
+    elif args.worker == "forward":
+        result = {"rows": forward_worker(cfg, args.approach.split(","))}
     elif args.worker == "save_model":
         unet = TensorflowUNet(cfg)
         Path(cfg.train.model_dir).mkdir(parents=True, exist_ok=True)
@@ -191,16 +247,17 @@ def worker(args):
 
 # ---------------------------------------------------------------- the driver
 
-def bench_config_file(base, path, data_dir, run_dir, train_values):
+def bench_config_file(base, path, data_dir, run_dir, train_values, infer_values=None):
     """base with training data from data_dir (Kaggle layout), outputs under run_dir, inference
-    over data_dir's originals and the [train] overrides given."""
+    over data_dir's originals and the [train] (and [infer]) overrides given."""
     q = lambda p: f'"{Path(p).as_posix()}"'  # noqa: E731
     overrides = {"train.image_datapath": q(data_dir / "Original"),
                  "train.mask_datapath": q(data_dir / "Segmented"), "train.category": '"Early"',
                  "train.patience": "1000", "train.validation_split": "0.2",
                  "infer.images_dir": q(data_dir / "Original" / "Early"),
                  "model.show_summary": "False",
-                 **{f"train.{key}": text for key, text in train_values.items()}}
+                 **{f"train.{key}": text for key, text in train_values.items()},
+                 **{f"infer.{key}": text for key, text in (infer_values or {}).items()}}
     return write_config(base, path, run_dir, data_dir, overrides)
 
 
@@ -229,16 +286,17 @@ def steady_rate(result):
     return result["train_images"] * len(seconds) / sum(seconds)
 
 
-def bench_config(name, base, n, epochs, scratch, variants):
+def bench_config(name, base, n, epochs, scratch, variants, auto_engine="openvino"):
     print(f"\n== {name} config ({base.name}) on {n} and {4 * n} images ==", flush=True)
     small = make_images(scratch / f"images_{n}", n)
     large = make_images(scratch / f"images_{4 * n}", 4 * n)
     out = {"config": str(base.relative_to(ROOT)), "images": n, "epochs": epochs, "train": {},
            "memory": {}, "infer": {}}
 
-    def config_for(tag, data_dir, train_values):
+    def config_for(tag, data_dir, train_values, infer_values=None):
         run_dir = scratch / name / tag
-        return bench_config_file(base, run_dir / "bench.config", data_dir, run_dir, train_values)
+        return bench_config_file(base, run_dir / "bench.config", data_dir, run_dir, train_values,
+                                 infer_values)
 
     for variant, values in variants.items():
         cfg = config_for(f"train_{variant}", small, {"epochs": str(epochs), **values})
@@ -262,40 +320,60 @@ def bench_config(name, base, n, epochs, scratch, variants):
 
     infer_cfg = config_for("infer", small, {})
     out["flops_forward"] = measure("save_model", "pipeline", infer_cfg)["flops_forward"]
-    for variant, values in variants.items():
-        cfg = config_for("infer", small, values)
+    rows = {**{v: (values, "keras") for v, values in variants.items()},
+            **{engine: ({}, engine) for engine in ENGINE_ROWS}}
+    for variant, (values, engine) in rows.items():
+        cfg = config_for("infer", small, values, {"engine": f'"{engine}"'})
         result = measure("infer", "plain" if variant == "plain" else "pipeline", cfg)
         out["infer"][variant] = {"images_per_s": result["images"] / result["seconds"], **result}
         print(f"  infer {variant:13s} {out['infer'][variant]['images_per_s']:6.2f} img/s", flush=True)
+    forward_rows = ["plain", "keras", *(["keras_xla"] if "pipeline_xla" in variants else []),
+                    *ENGINE_ROWS]  # after the infer rows, so the engines' conversions are cached
+    out["forward"] = measure("forward", ",".join(forward_rows), config_for("infer", small, {}))["rows"]
+    for row, r in out["forward"].items():
+        print(f"  forward alone {row:9s} {r['images_per_s']:6.2f} img/s (batch {r['batch']}, "
+              f"max |p - keras| {r['max_abs_diff_vs_keras']:.1e})", flush=True)
 
     fwd = out["flops_forward"]
-    for part, per_image in (("train", 3 * fwd), ("step", 3 * fwd), ("infer", fwd)):  # backward ~ 2x forward
+    ceiling = machine_ceiling()["gflop_per_s"]
+    for part, per_image in (("train", 3 * fwd), ("step", 3 * fwd), ("infer", fwd),  # backward ~ 2x forward
+                            ("forward", fwd)):
         for row in out[part].values():
             row["gflop_per_s"] = row["images_per_s"] * per_image / 1e9
+            row["share_of_ceiling"] = row["gflop_per_s"] / ceiling if ceiling else None
     best = lambda part: max((v for k, v in out[part].items() if k != "plain"),  # noqa: E731
                             key=lambda row: row["images_per_s"])
     out["train_speedup"] = best("train")["images_per_s"] / out["train"]["plain"]["images_per_s"]
-    out["infer_speedup"] = best("infer")["images_per_s"] / out["infer"]["plain"]["images_per_s"]
+    # The engine "auto" picks on this machine, end to end, over plain inference.
+    out["infer_engine"] = auto_engine
+    auto_row = "pipeline" if auto_engine == "keras" else auto_engine
+    out["infer_speedup"] = out["infer"][auto_row]["images_per_s"] / out["infer"]["plain"]["images_per_s"]
+    out["infer_best_speedup"] = best("infer")["images_per_s"] / out["infer"]["plain"]["images_per_s"]
     # The most any input pipeline could buy: the fastest step alone over the plain approach.
     out["train_ceiling"] = (max(v["images_per_s"] for v in out["step"].values())
                             / out["train"]["plain"]["images_per_s"]) if out["step"] else None
     return out
 
 
+def rate(row):
+    """'7.06 img/s (63 GFLOP/s, 19% of ceiling)'"""
+    share = row.get("share_of_ceiling")
+    return (f"{row['images_per_s']:.2f} img/s ({row['gflop_per_s']:.0f} GFLOP/s"
+            + (f", {100 * share:.0f}% of ceiling)" if share else ")"))
+
+
 def table(results):
     lines = ["| config | measure | plain | pipeline | pipeline + XLA | best / plain |",
              "|---|---|---|---|---|---|"]
     for name, r in results.items():
-        for part, speedup in (("train", r["train_speedup"]), ("infer", r["infer_speedup"])):
-            cells = [f"{r[part][v]['images_per_s']:.2f} img/s ({r[part][v]['gflop_per_s']:.0f} GFLOP/s)"
-                     if v in r[part] else "-" for v in VARIANTS]
+        for part, speedup in (("train", r["train_speedup"]),):  # inference: the engine table
+            cells = [rate(r[part][v]) if v in r[part] else "-" for v in VARIANTS]
             lines.append(f"| {name} | {part} | {' | '.join(cells)} | {speedup:.2f}x |")
         step = r["step"]
         if step:
             lines.append(f"| {name} | training step alone (fixed batch, no input) | "
-                         f"{step['plain']['images_per_s']:.2f} img/s ({step['plain']['gflop_per_s']:.0f} "
-                         f"GFLOP/s) | | {step['xla']['images_per_s']:.2f} img/s "
-                         f"({step['xla']['gflop_per_s']:.0f} GFLOP/s) | ceiling {r['train_ceiling']:.2f}x |")
+                         f"{rate(step['plain'])} | | {rate(step['xla'])} | "
+                         f"ceiling {r['train_ceiling']:.2f}x |")
         mem = r["memory"]
         lines.append(f"| {name} | peak memory, {r['images']} -> {4 * r['images']} images | "
                      f"{mem['plain']['peak_rss_mb_n']:.0f} -> {mem['plain']['peak_rss_mb_4n']:.0f} MB"
@@ -303,18 +381,77 @@ def table(results):
                      f"{mem['pipeline']['peak_rss_mb_4n']:.0f} MB | | "
                      f"plain {mem['plain']['growth_4x']:.2f}x, pipeline {mem['pipeline']['growth_4x']:.2f}x |")
         lines.append(f"| {name} | forward GFLOP per image | {r['flops_forward'] / 1e9:.2f} | | | |")
+    return "\n".join(lines) + "\n\n" + engine_table(results)
+
+
+def engine_table(results):
+    """Inference per engine: end to end and the forward pass alone, beside plain inference."""
+    lines = ["| config | engine | end to end (read, predict, resize back, write) | "
+             "forward pass alone (fixed batch) | max abs probability diff from Keras | "
+             "end to end / plain |", "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        plain = r["infer"]["plain"]["images_per_s"]
+        auto_row = "pipeline" if r["infer_engine"] == "keras" else r["infer_engine"]
+        for row, label, fwd in (("plain", "plain (Keras, model.predict per image)", "plain"),
+                                ("pipeline", "keras", "keras"),
+                                ("pipeline_xla", "keras + XLA", "keras_xla"),
+                                *((e, e, e) for e in ENGINE_ROWS)):
+            if row not in r["infer"]:
+                continue
+            f = r["forward"].get(fwd)
+            diff = f"{f['max_abs_diff_vs_keras']:.1e}" if f and row != "plain" else ""
+            tag = " (auto)" if row == auto_row else ""
+            lines.append(f"| {name} | {label}{tag} | {rate(r['infer'][row])} | "
+                         f"{rate(f) if f else '-'} | {diff} | "
+                         f"{r['infer'][row]['images_per_s'] / plain:.2f}x |")
     return "\n".join(lines)
+
+
+def cpuinfo():
+    """The first processor's fields in /proc/cpuinfo ({} where there is none)."""
+    fields = {}
+    if Path("/proc/cpuinfo").exists():
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def machine_ceiling():
+    """The CPU's float32 peak from what it reports: cores x FMA lanes x 2 (an FMA is a multiply
+    and an add) x FMA units per core x clock. Assumed: 2 FMA units per core, as in AMD Zen and
+    Intel cores since Haswell, except 512-bit ones on Zen 4 (AMD family 25), which it runs as
+    two 256-bit halves. The clock is 'cpu MHz' (what the kernel last saw; boost not included), the
+    cores os.cpu_count() (logical: where they are SMT siblings the true ceiling is lower)."""
+    info = cpuinfo()
+    flags = set(info.get("flags", "").split())
+    lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+    isa = "AVX-512" if lanes == 16 else "AVX2" if lanes == 8 else "SSE"
+    fma = "fma" in flags or lanes == 16
+    units = 2
+    if lanes == 16 and info.get("vendor_id") == "AuthenticAMD" and info.get("cpu family") == "25":
+        units = 1  # Zen 4: 512-bit FMAs double-pumped on 256-bit units
+    try:
+        ghz = float(info["cpu MHz"]) / 1000
+    except (KeyError, ValueError):
+        ghz = None
+    cores = os.cpu_count()
+    flops_per_cycle = lanes * (2 if fma else 1) * units
+    return {"gflop_per_s": cores * flops_per_cycle * ghz if ghz else None, "cores": cores,
+            "isa": isa, "float32_lanes": lanes, "fma": fma, "fma_units_per_core": units,
+            "ghz": ghz, "formula": f"{cores} cores x {lanes} lanes x {2 if fma else 1} (FMA) x "
+                                   f"{units} units x {ghz:.2f} GHz" if ghz else None,
+            "assumed": "2 FMA units per core (1 for 512-bit on AMD Zen 4); clock = cpu MHz"}
 
 
 def machine():
     import tensorflow as tf
-    cpu = platform.processor()
-    if Path("/proc/cpuinfo").exists():
-        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                 if line.startswith("model name")]
-        cpu = names[0] if names else cpu
+    cpu = cpuinfo().get("model name") or platform.processor()
     return {"cpu": cpu, "cores": os.cpu_count(), "gpus": [g.name for g in tf.config.list_physical_devices("GPU")],
-            "tensorflow": tf.__version__, "python": platform.python_version()}
+            "tensorflow": tf.__version__, "python": platform.python_version(),
+            "ceiling": machine_ceiling()}
 
 
 def main():
@@ -325,7 +462,7 @@ def main():
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS))
     parser.add_argument("--scratch", type=Path, default=ROOT / "bench_runs" / "throughput")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--worker", choices=["train", "step", "save_model", "infer"],
+    parser.add_argument("--worker", choices=["train", "step", "save_model", "infer", "forward"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--approach", help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -338,10 +475,14 @@ def main():
     configs = args.configs or (["seed"] if args.quick else list(CONFIGS))
     variants = {k: v for k, v in VARIANTS.items() if not (args.quick and k == "pipeline_xla")}
     start = time.perf_counter()
-    results = {name: bench_config(name, CONFIGS[name], n, epochs, args.scratch, variants)
+    from allseg.engines import choose
+    auto_engine, why = choose("auto", None)
+    print(f"[infer] engine = \"auto\" here: {auto_engine} ({why})")
+    results = {name: bench_config(name, CONFIGS[name], n, epochs, args.scratch, variants, auto_engine)
                for name in configs}
     head = results.get("seed") or next(iter(results.values()))
     report = {"train_speedup": head["train_speedup"], "infer_speedup": head["infer_speedup"],
+              "infer_engine": auto_engine, "infer_best_speedup": head["infer_best_speedup"],
               "train_ceiling": head["train_ceiling"],
               "memory_growth_4x": head["memory"]["pipeline"]["growth_4x"],
               "headline_config": "seed" if "seed" in results else configs[0],
@@ -349,8 +490,11 @@ def main():
               "wall_seconds": time.perf_counter() - start}
     text = table(results)
     print("\n" + text)
-    print(f"\ntrain_speedup {report['train_speedup']:.2f}x, infer_speedup "
-          f"{report['infer_speedup']:.2f}x, memory_growth_4x {report['memory_growth_4x']:.2f} "
+    ceiling = report["machine"]["ceiling"]
+    print(f"\nmachine ceiling {ceiling['gflop_per_s'] or 0:.0f} GFLOP/s float32 = {ceiling['formula']}"
+          f" (assumed: {ceiling['assumed']})")
+    print(f"train_speedup {report['train_speedup']:.2f}x, infer_speedup "
+          f"{report['infer_speedup']:.2f}x ({auto_engine}, auto), memory_growth_4x {report['memory_growth_4x']:.2f} "
           f"({report['headline_config']} config); {report['wall_seconds'] / 60:.1f} min")
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "throughput_quick" if args.quick else "throughput"

@@ -1,4 +1,4 @@
-"""export_model.py: the SavedModel and TFLite files give the Keras model's masks."""
+"""export_model.py: the SavedModel, TFLite and OpenVINO files give the Keras model's masks."""
 import numpy as np
 
 from conftest import run_script
@@ -8,15 +8,16 @@ def test_exports_follow_the_keras_model(trained):
     root, config = trained
     proc = run_script("export_model.py", config)
     export = root / "models" / "export"
-    for name in ("saved_model/saved_model.pb", "model_float32.tflite", "model_float16.tflite"):
+    for name in ("saved_model/saved_model.pb", "model_float32.tflite", "model_float16.tflite",
+                 "openvino/model.xml", "openvino/model.bin"):
         assert (export / name).stat().st_size > 1000, name
     lines = [line for line in proc.stdout.splitlines() if "mask Dice against the Keras model" in line]
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert all(float(line.rsplit(":", 1)[1]) >= 0.99 for line in lines), lines
 
     # the same check here, on probabilities too, so an all-empty mask cannot pass unnoticed
     from allseg.config import load_config
-    from allseg.export import saved_model_predict, tflite_predict
+    from allseg.export import openvino_predict, saved_model_predict, tflite_predict
     from allseg.export_check import sample_images
     from allseg.unet import load_trained_model
     cfg = load_config(config)
@@ -26,6 +27,7 @@ def test_exports_follow_the_keras_model(trained):
     assert np.abs(saved_model_predict(export / "saved_model", images) - want).max() < 1e-4
     assert np.abs(tflite_predict(export / "model_float32.tflite", images) - want).max() < 1e-3
     assert np.abs(tflite_predict(export / "model_float16.tflite", images) - want).max() < 2e-2
+    assert np.abs(openvino_predict(export / "openvino" / "model.xml", images) - want).max() < 1e-4
 
     run_script("export_model.py", config)  # again: the first export is kept, not replaced
     assert len(list((root / "models").glob("export.previous-*"))) == 1
