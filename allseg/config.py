@@ -123,7 +123,7 @@ SCHEMA = {
         # touching cells split where the distance map dips by more than cell_split_depth pixels
         # between two peaks (0: never split).
         "cell_min_area": integer(1, 1_000_000, default=50),
-        "cell_split_depth": number(0.0, 1000.0, default=2.0),
+        "cell_split_depth": number(0.0, 1000.0, default=3.0),
         # Per-cell measurements and 16-bit cell label PNGs; by default beside output_dir.
         "cells_csv": path(default=None),
         "labels_dir": path(default=None),

@@ -20,7 +20,7 @@ from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
 from allseg.scoring import score_image, summarize  # noqa: E402
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6)
-SPLIT_DEPTHS = (0.0, 1.0, 2.0, 3.0, 4.0)
+SPLIT_DEPTHS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
 CELL_MIN_AREA = 50
 
 
