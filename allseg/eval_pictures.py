@@ -2,6 +2,7 @@
 import cv2
 import matplotlib
 import numpy as np
+from scipy import ndimage
 
 matplotlib.use("Agg")  # files only
 import matplotlib.pyplot as plt  # noqa: E402
@@ -33,11 +34,15 @@ def histograms(rows, path):
 
 
 def _outline(canvas, labels, ids, colour, fill=False):
+    boxes = ndimage.find_objects(labels)
     for cell in ids:
-        one = (labels == cell).astype(np.uint8)
+        ys, xs = boxes[cell - 1]
+        one = (labels[ys, xs] == cell).astype(np.uint8)
         if fill:
-            canvas[one > 0] = (0.5 * canvas[one > 0] + 0.5 * np.array(colour)).astype(np.uint8)
-        contours, _ = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            view = canvas[ys, xs]
+            view[one > 0] = (0.5 * view[one > 0] + 0.5 * np.array(colour)).astype(np.uint8)
+        contours, _ = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+                                       offset=(xs.start, ys.start))
         cv2.drawContours(canvas, contours, -1, colour, 1)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import keras
 import numpy as np
+from scipy import ndimage
 
 from allseg.cells import cells_csv, count_row, counts_csv, label_cells, measure_cells
 from allseg.engines import load_predictor
@@ -31,12 +32,14 @@ def overlay(rgb, mask, labels=None):
         cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
         return out
     scale = max(0.3, max(rgb.shape[:2]) / 700)
-    for cell in range(1, int(labels.max()) + 1):
-        one = (labels == cell).astype(np.uint8)
-        contours, _ = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    # Each cell within its bounding box: large images hold thousands of cells.
+    for cell, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
+        one = (labels[ys, xs] == cell).astype(np.uint8)
+        contours, _ = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+                                       offset=(xs.start, ys.start))
         cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
         rows, cols = np.nonzero(one)
-        text, at = str(cell), (int(cols.mean()) - 4, int(rows.mean()) + 4)
+        text, at = str(cell), (xs.start + int(cols.mean()) - 4, ys.start + int(rows.mean()) + 4)
         cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2,
                     cv2.LINE_AA)
         cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
