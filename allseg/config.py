@@ -101,6 +101,9 @@ SCHEMA = {
         # 1 + border_weight in the cross-entropy, falling off over border_sigma pixels. 0: off.
         "border_weight": number(0.0, 1000.0, default=0.0),
         "border_sigma": number(0.0, 1000.0, default=5.0, lo_open=True),
+        # Train (and validate) on the truth without its regions under this many pixels: the
+        # colour threshold's specks, which no image feature determines. 0: the truth as it is.
+        "truth_min_area": integer(0, 1_000_000, default=0),
         # Speed switches: "auto" turns them on with a GPU and off on a CPU.
         "mixed_precision": auto_flag(),
         "jit_compile": auto_flag(),

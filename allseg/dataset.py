@@ -3,33 +3,38 @@ import numpy as np
 import tensorflow as tf
 
 from allseg.augment import augment
+from allseg.cells import cells_only
 from allseg.images import read_mask, read_rgb, resize_image, resize_mask
 from allseg.pairing import check_readable, find_category_pairs
 from allseg.weight_map import border_weights
 
 
-def load_pair(image_path, mask_path, height, width):
-    """(uint8 HxWx3 image, float32 HxWx1 mask) at the model's size."""
+def load_pair(image_path, mask_path, height, width, truth_min_area=0):
+    """(uint8 HxWx3 image, float32 HxWx1 mask) at the model's size; with truth_min_area, the
+    mask's regions under that many pixels (the colour threshold's specks) are left out."""
     image = resize_image(read_rgb(image_path), height, width)
     mask = resize_mask(read_mask(mask_path), height, width)
+    if truth_min_area:
+        mask = cells_only(mask, truth_min_area)
     return image, mask[..., None].astype(np.float32)
 
 
-def load_weighted_pair(image_path, mask_path, height, width, border):
+def load_weighted_pair(image_path, mask_path, height, width, border, truth_min_area=0):
     """(image, mask and border weight map as two channels); border = (w0, sigma, min_area)."""
-    image, mask = load_pair(image_path, mask_path, height, width)
+    image, mask = load_pair(image_path, mask_path, height, width, truth_min_area)
     weights = border_weights(mask[..., 0] > 0.5, *border)
     return image, np.concatenate([mask, weights[..., None]], axis=-1)
 
 
 def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=False,
-                 flips=False, colour=0.0, repeat=False, border=None):
+                 flips=False, colour=0.0, repeat=False, border=None, truth_min_area=0):
     """Batches of (image, mask); files are read lazily, so memory stays flat without cache.
     With shuffle_seed set (training), order, flips and colour jitter are drawn from that seed and
     change every epoch; repeat=True makes the stream endless (one epoch after another).
     border = (w0, sigma, min_area) adds the border weight map as per-pixel sample weights:
     batches of (image, mask, weights); it rides along as a second mask channel until then, so
-    flips and turns move it with the mask."""
+    flips and turns move it with the mask. truth_min_area > 0 trains on the truth without its
+    regions under that area."""
     images = [str(p.image) for p in pairs]
     masks = [str(p.mask) for p in pairs]
     ds = tf.data.Dataset.from_tensor_slices((images, masks))
@@ -38,8 +43,8 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
 
     def read(i, m):
         if border:
-            return load_weighted_pair(i.decode(), m.decode(), height, width, border)
-        return load_pair(i.decode(), m.decode(), height, width)
+            return load_weighted_pair(i.decode(), m.decode(), height, width, border, truth_min_area)
+        return load_pair(i.decode(), m.decode(), height, width, truth_min_area)
 
     def load(image_path, mask_path):
         image, mask = tf.numpy_function(read, [image_path, mask_path], [tf.uint8, tf.float32],
@@ -84,6 +89,7 @@ class ALLDataset:
         return len(self.pairs)
 
     def dataset(self, pairs=None, batch_size=4, shuffle_seed=None, cache=False, flips=False,
-                colour=0.0, repeat=False, border=None):
+                colour=0.0, repeat=False, border=None, truth_min_area=0):
         return pair_dataset(self.pairs if pairs is None else pairs, self.height, self.width,
-                            batch_size, shuffle_seed, cache, flips, colour, repeat, border)
+                            batch_size, shuffle_seed, cache, flips, colour, repeat, border,
+                            truth_min_area)

@@ -150,9 +150,9 @@ def train(cfg, extra_callbacks=()):
               if t.border_weight > 0 else None)
     train_ds = data.dataset(train_pairs, batch_size, shuffle_seed=t.seed, cache=t.cache,
                             flips=t.augment_flips, colour=t.augment_color, repeat=True,
-                            border=border)
+                            border=border, truth_min_area=t.truth_min_area)
     train_ds = train_ds.skip(done * steps_per_epoch)
-    val_ds = data.dataset(val_pairs, batch_size, cache=t.cache)
+    val_ds = data.dataset(val_pairs, batch_size, cache=t.cache, truth_min_area=t.truth_min_area)
     build_for_cluster(model, strategy, val_ds)
     callbacks = make_callbacks(t, outputs, rows, val_ds, chief, resumable, config_hash)
     callbacks += list(extra_callbacks)

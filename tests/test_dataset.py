@@ -107,3 +107,16 @@ def test_validation_split_is_seeded_and_disjoint(tmp_path):
     assert len(val_a) == 2 and not set(train_a) & set(val_a)
     with pytest.raises(DataError, match="need at least one of each"):
         split_pairs(pairs[:2], 0.1, seed=7)
+
+
+def test_training_can_leave_the_truths_specks_out(tmp_path):
+    from allseg.dataset import load_pair
+    image = np.full((40, 40, 3), 200, np.uint8)
+    segmented = np.zeros((40, 40, 3), np.uint8)
+    segmented[5:15, 5:15] = 255   # a 100-pixel cell
+    segmented[30:32, 30:32] = 255  # a 4-pixel speck
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    cv2.imwrite(str(tmp_path / "a_mask.png"), segmented)
+    _, raw = load_pair(tmp_path / "a.png", tmp_path / "a_mask.png", 40, 40)
+    _, cells = load_pair(tmp_path / "a.png", tmp_path / "a_mask.png", 40, 40, truth_min_area=50)
+    assert raw.sum() == 104 and cells.sum() == 100 and cells[31, 31, 0] == 0
