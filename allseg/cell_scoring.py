@@ -63,25 +63,28 @@ def surface_distances(a, b):
     return ndimage.distance_transform_edt(~surface(b))[surface(a)]
 
 
-def normalized_surface_dice(pred, truth, tolerance=NSD_TOLERANCE):
-    """Share of both boundaries lying within `tolerance` pixels of the other boundary."""
+def boundary_scores(pred, truth, tolerance=NSD_TOLERANCE):
+    """(normalized surface Dice at `tolerance` pixels, HD95 in pixels) of two masks, from one
+    pair of boundary distance maps."""
     if not pred.any() and not truth.any():
-        return 1.0
+        return 1.0, 0.0
     if not pred.any() or not truth.any():
-        return 0.0
+        return 0.0, None
     d_pred, d_truth = surface_distances(pred, truth), surface_distances(truth, pred)
     close = np.count_nonzero(d_pred <= tolerance) + np.count_nonzero(d_truth <= tolerance)
-    return close / (d_pred.size + d_truth.size)
+    # HD95: the larger of the two directed 95th-percentile distances
+    hd95 = float(max(np.percentile(d_pred, 95), np.percentile(d_truth, 95)))
+    return close / (d_pred.size + d_truth.size), hd95
+
+
+def normalized_surface_dice(pred, truth, tolerance=NSD_TOLERANCE):
+    """Share of both boundaries lying within `tolerance` pixels of the other boundary."""
+    return boundary_scores(pred, truth, tolerance)[0]
 
 
 def hausdorff95(pred, truth):
     """The larger of the two directed 95th-percentile boundary distances, in pixels."""
-    if not pred.any() and not truth.any():
-        return 0.0
-    if not pred.any() or not truth.any():
-        return None
-    return float(max(np.percentile(surface_distances(pred, truth), 95),
-                     np.percentile(surface_distances(truth, pred), 95)))
+    return boundary_scores(pred, truth)[1]
 
 
 def score_cells(pred_mask, truth_mask, min_area, split_depth=0.0):
@@ -92,11 +95,12 @@ def score_cells(pred_mask, truth_mask, min_area, split_depth=0.0):
     truth, pred = true_labels > 0, pred_labels > 0
     tp_px = int(np.count_nonzero(pred & truth))
     fp_px, fn_px = int(np.count_nonzero(pred)) - tp_px, int(np.count_nonzero(truth)) - tp_px
+    nsd, hd95 = boundary_scores(pred, truth)
     row = {**{k: match[k] for k in ("n_true", "n_pred", "tp", "fp", "fn")},
            "iou_sum": round(match["iou_sum"], 6),
            **detection_scores(match["tp"], match["fp"], match["fn"], match["iou_sum"]),
            "dice": dice(tp_px, fp_px, fn_px), "tp_px": tp_px, "fp_px": fp_px, "fn_px": fn_px,
-           "nsd_2px": normalized_surface_dice(pred, truth), "hd95": hausdorff95(pred, truth)}
+           "nsd_2px": nsd, "hd95": hd95}
     return row, true_labels, pred_labels, match
 
 

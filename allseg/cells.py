@@ -13,15 +13,6 @@ from scipy import ndimage
 from skimage import measure, morphology, segmentation
 
 
-def cells_only(mask, min_area):
-    """The mask without its 8-connected regions of fewer than min_area pixels."""
-    regions = measure.label(mask, connectivity=2)
-    areas = np.bincount(regions.ravel())
-    keep = areas >= min_area
-    keep[0] = False
-    return keep[regions]
-
-
 def label_cells(mask, min_area, split_depth=0.0):
     """int32 label image: 0 background, 1..n the cells, numbered in reading order.
 
@@ -30,7 +21,8 @@ def label_cells(mask, min_area, split_depth=0.0):
     seeds a cell of its own; the region is then divided along the watershed of the
     distance map. Every pixel of the region stays in some cell, so splitting never changes the
     mask, only the count. A split that would leave a piece under min_area is not made."""
-    regions = measure.label(cells_only(mask, min_area), connectivity=2)
+    regions = measure.label(mask, connectivity=2)
+    regions[(np.bincount(regions.ravel()) < min_area)[regions]] = 0  # specks; renumbered below
     if split_depth > 0 and regions.max():
         regions = _split_touching(regions, split_depth, min_area)
     labels, _, _ = segmentation.relabel_sequential(regions)
@@ -55,12 +47,12 @@ def _split_touching(regions, depth, min_area):
         ids = ids[ids > 0]
         if len(ids) < 2:
             continue
-        areas = [np.count_nonzero(inside & (pieces[box] == i)) for i in ids]
-        if min(areas) < min_area or np.count_nonzero(pieces[box][inside] == 0):
+        parts = [inside & (pieces[box] == i) for i in ids]  # together, the whole region
+        if min(np.count_nonzero(part) for part in parts) < min_area:
             continue
         view = out[box]
-        for i in ids:
-            view[inside & (pieces[box] == i)] = next_label
+        for part in parts:
+            view[part] = next_label
             next_label += 1
     return out
 

@@ -3,9 +3,9 @@ import numpy as np
 import tensorflow as tf
 
 from allseg.augment import augment
-from allseg.cells import cells_only
 from allseg.images import read_mask, read_rgb, resize_image, resize_mask
 from allseg.pairing import check_readable, find_category_pairs
+from allseg.predict import remove_small_components
 from allseg.weight_map import border_weights
 
 
@@ -15,7 +15,7 @@ def load_pair(image_path, mask_path, height, width, truth_min_area=0):
     image = resize_image(read_rgb(image_path), height, width)
     mask = resize_mask(read_mask(mask_path), height, width)
     if truth_min_area:
-        mask = cells_only(mask, truth_min_area)
+        mask = remove_small_components(mask, truth_min_area)
     return image, mask[..., None].astype(np.float32)
 
 

@@ -21,10 +21,10 @@ import numpy as np
 from common import DEFAULT_DATA, ROOT, read_summary, reference_split, run, write_config
 
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
-from allseg.cells import cells_only  # noqa: E402
 from allseg.config import load_config  # noqa: E402
 from allseg.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
 from allseg.pairing import find_pairs  # noqa: E402
+from allseg.predict import remove_small_components  # noqa: E402
 from allseg.scoring import score_image, summarize  # noqa: E402
 
 
@@ -60,7 +60,7 @@ def colour_threshold_baseline(all_dir, c):
 
 def truth_without_specks(test, c):
     """The truth scored against itself with its regions under cell_min_area removed."""
-    return scored(((n, cells_only(m, c.cell_min_area), m) for n, _, m in test), c)
+    return scored(((n, remove_small_components(m, c.cell_min_area), m) for n, _, m in test), c)
 
 
 CELL_KEYS = ("f1", "precision", "recall", "panoptic_quality", "count_mae", "count_bias", "dice",
