@@ -14,12 +14,14 @@ def _geometry(image, mask, seed, square):
 
 
 def _colour(image, seed, strength):
-    """Stain and light variation: brightness, contrast, saturation and hue, scaled by strength."""
+    """Stain and light variation: brightness, contrast, saturation, hue and a gain per colour
+    channel (a camera's white balance), scaled by strength."""
     x = image / 255.0
     x = tf.image.stateless_random_brightness(x, 0.15 * strength, seed + 3)
     x = tf.image.stateless_random_contrast(x, 1 - 0.3 * strength, 1 + 0.3 * strength, seed + 4)
     x = tf.image.stateless_random_saturation(x, 1 - 0.3 * strength, 1 + 0.3 * strength, seed + 5)
     x = tf.image.stateless_random_hue(x, 0.05 * strength, seed + 6)
+    x = x * tf.random.stateless_uniform([3], seed + 7, 1 - 0.1 * strength, 1 + 0.1 * strength)
     return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 

@@ -77,6 +77,10 @@ SCHEMA = {
         "show_summary": flag(),
         "activation": choice("elu", "relu", default="elu"),
         "batch_norm": flag(default=False),
+        # Each image's channels scaled to zero mean and unit spread inside the model (a
+        # parameter-free GroupNormalization), so smears stained or lit differently look alike
+        # to it; saved models carry it.
+        "stain_normalize": flag(default=False),
         # Prediction settings: evaluation and inference both use them, so their masks agree.
         "tta_flips": flag(default=False),
         "min_area": integer(0, 1_000_000, default=0),
@@ -95,7 +99,9 @@ SCHEMA = {
         "loss": choice("bce", "bce_dice", "bce_dice_per_image", default="bce"),
         "cache": flag(default=False),
         "augment_flips": flag(default=False),
-        "augment_color": number(0.0, 1.0, default=0.0),
+        # 1: hue +-0.05 turn, saturation and contrast x0.7-1.3, brightness +-0.15, channel
+        # gains x0.9-1.1; 2 doubles each range (enough to carry Early's violet to Pro's pink).
+        "augment_color": number(0.0, 2.0, default=0.0),
         "lr_schedule": choice("constant", "cosine", "plateau", default="constant"),
         # The U-Net paper's weight map: background pixels between two cells weigh up to
         # 1 + border_weight in the cross-entropy, falling off over border_sigma pixels. 0: off.
@@ -104,6 +110,9 @@ SCHEMA = {
         # Train (and validate) on the truth without its regions under this many pixels: the
         # colour threshold's specks, which no image feature determines. 0: the truth as it is.
         "truth_min_area": integer(0, 1_000_000, default=0),
+        # Leave out the pairs whose truth the audit (allseg/truth_audit.py) flags: near-empty
+        # truth on a stained smear, hollow cells, truth far from the stain rule.
+        "skip_flagged_truth": flag(default=False),
         # Speed switches: "auto" turns them on with a GPU and off on a CPU.
         "mixed_precision": auto_flag(),
         "jit_compile": auto_flag(),
@@ -115,6 +124,7 @@ SCHEMA = {
         "image_datapath": path(),
         "mask_datapath": path(),
         "category": categories(),
+        "skip_flagged_truth": flag(default=False),
     },
     "infer": {
         "images_dir": path(),

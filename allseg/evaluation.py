@@ -13,6 +13,7 @@ from allseg.images import read_mask, read_rgb
 from allseg.pairing import describe
 from allseg.predict import THRESHOLD, predict_probabilities, to_mask
 from allseg.scoring import score_image, summarize
+from allseg.truth_audit import trusted_pairs
 
 SUMMARY = "summary.json"
 HISTOGRAMS = "eval_histograms.png"
@@ -24,6 +25,8 @@ def evaluate(cfg, model=None):
     """Returns the summary dict and writes it to <eval_dir>/summary.json."""
     model = model or load_predictor(cfg)
     data = ALLDataset.from_config(cfg, "eval")
+    if cfg.eval.skip_flagged_truth:
+        data.pairs = trusted_pairs(data.pairs, "evaluation")
     print(f"Evaluating {len(data)} pairs in {describe(cfg.eval.image_datapath, cfg.eval.category)}")
     batch_size = cfg.train.batch_size
     ds = data.dataset(batch_size=batch_size)

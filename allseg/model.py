@@ -4,7 +4,8 @@ from keras import layers
 
 
 def build_unet(height, width, channels=3, num_classes=1, base_filters=16, num_layers=6,
-               dropout_rate=0.08, activation="elu", batch_norm=False):
+               dropout_rate=0.08, activation="elu", batch_norm=False,
+               stain_normalize=False):
     """Encoder of ``num_layers`` levels, a bottleneck, a mirrored decoder and a sigmoid 1x1 head.
 
     Inputs are raw 0-255 pixels: the Rescaling layer scales them, so a saved ``.keras`` file
@@ -27,6 +28,11 @@ def build_unet(height, width, channels=3, num_classes=1, base_filters=16, num_la
 
     inputs = keras.Input((height, width, channels), name="image")
     x = layers.Rescaling(1.0 / 255)(inputs)
+    if stain_normalize:
+        # One group per channel, no learned scale: a per-image, per-channel standardisation
+        # (Reinhard's idea, in RGB) that a plain Keras layer does, so .keras files reload as is.
+        x = layers.GroupNormalization(groups=channels, center=False, scale=False,
+                                      name="stain_normalize")(x)
 
     skips = []
     for level in range(num_layers):

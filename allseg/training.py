@@ -15,6 +15,7 @@ from allseg.files import keep_previous, write_text
 from allseg.pairing import describe, split_pairs
 from allseg.plots import plot_history
 from allseg.tensorboard import tensorboard_callbacks
+from allseg.truth_audit import trusted_pairs
 from allseg.resume import RESUME_DIR, ResumePoint, finish, fingerprint, load_unfinished
 from allseg.unet import TensorflowUNet
 
@@ -121,6 +122,9 @@ def train(cfg, extra_callbacks=()):
     train_pairs, val_pairs = split_pairs(data.pairs, t.validation_split, t.seed)
     print(f"Data: {len(data)} pairs in {describe(t.image_datapath, t.category)}: "
           f"{len(train_pairs)} train, {len(val_pairs)} validation (seed {t.seed})")
+    if t.skip_flagged_truth:  # after the split, so validation images stay the same either way
+        train_pairs = trusted_pairs(train_pairs, "training")
+        val_pairs = trusted_pairs(val_pairs, "validation")
     print(f"Device: {describe_device()}; mixed precision "
           f"{'on' if resolve(t.mixed_precision) else 'off'}, XLA "
           f"{'on' if resolve(t.jit_compile) else 'off'}")

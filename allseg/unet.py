@@ -18,7 +18,7 @@ class TensorflowUNet:
         self.model = build_with_policy(
             lambda: build_unet(m.image_height, m.image_width, m.image_channels, m.num_classes,
                                m.base_filters, m.num_layers, m.dropout_rate, m.activation,
-                               m.batch_norm),
+                               m.batch_norm, m.stain_normalize),
             self.mixed_precision)
         # learning_rate may be a schedule built by the trainer; the config's value otherwise.
         # Under mixed precision Keras wraps Adam in a loss-scale optimizer by itself.

@@ -1,0 +1,114 @@
+"""Audits the dataset's truth, pair by pair, against the stain rule; lists and draws what it flags.
+
+    python benchmarks/truth_audit.py [--data DIR] [--scratch DIR] [--out DIR] [--assets DIR]
+
+Every pair of every category under --data (Kaggle layout) is checked by allseg/truth_audit.py.
+Writes benchmarks/results/truth_audit.csv (every pair: measures and reasons; file names only) and
+a per-category table (truth_audit.md), and draws a gallery per reason: with each smear in front
+in the scratch folder (dataset images are never copied into the project), and as masks only,
+truth | stain rule, in asset/.
+"""
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from common import ROOT
+
+from allseg.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
+from allseg.pairing import find_category_pairs  # noqa: E402
+from allseg.truth_audit import REASONS, audit_csv, audit_pairs, stained_cells  # noqa: E402
+
+GALLERY_ROWS = 6
+
+
+def table(rows):
+    lines = ["| category | pairs | truth foreground, median | stain rule foreground, median | "
+             "holes inside truth outlines, median | Dice truth vs stain rule, median | flagged | "
+             + " | ".join(REASONS) + " |", "|---" * (7 + len(REASONS)) + "|"]
+    for category in sorted({r["category"] for r in rows}):
+        some = [r for r in rows if r["category"] == category]
+        med = lambda k: np.median([r[k] for r in some])  # noqa: E731
+        counts = Counter(reason for r in some for reason in r["reasons"])
+        flagged = sum(1 for r in some if r["reasons"])
+        lines.append(f"| {category} | {len(some)} | {med('truth_fraction'):.1%} | "
+                     f"{med('stain_fraction'):.1%} | {med('hole_fraction'):.1%} | "
+                     f"{med('stain_dice'):.2f} | {flagged} ({flagged / len(some):.0%}) | "
+                     + " | ".join(str(counts[r]) for r in REASONS) + " |")
+    return "\n".join(lines)
+
+
+def gallery(rows, pairs_by_file, reason, public_path, private_path):
+    """GALLERY_ROWS flagged pairs, spread over the categories that have them: image | truth |
+    stain rule (private) and truth | stain rule (public)."""
+    import cv2
+
+    flagged = [r for r in rows if reason in r["reasons"]]
+    by_category = {}
+    for r in flagged:
+        by_category.setdefault(r["category"], []).append(r)
+    chosen = []
+    while len(chosen) < GALLERY_ROWS and any(by_category.values()):
+        for category in sorted(by_category):
+            if by_category[category] and len(chosen) < GALLERY_ROWS:
+                some = by_category[category]
+                chosen.append(some.pop(len(some) // 2))  # from the middle, not the extremes
+    gray = lambda m: cv2.cvtColor(m.astype(np.uint8) * 255, cv2.COLOR_GRAY2RGB)  # noqa: E731
+    public, private = [], []
+    for r in chosen:
+        pair = pairs_by_file[r["file"]]
+        rgb = read_rgb(pair.image)
+        row = np.concatenate([gray(read_mask(pair.mask)), gray(stained_cells(rgb))], axis=1)
+        label = (f"{r['category']} {r['file'][-12:]} truth {r['truth_fraction']:.1%} rule "
+                 f"{r['stain_fraction']:.1%} holes {r['hole_fraction']:.0%} "
+                 f"Dice {r['stain_dice']:.2f}")
+        cv2.putText(row, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 0), 1,
+                    cv2.LINE_AA)
+        public.append(row)
+        private.append(np.concatenate([rgb, row], axis=1))
+    for parts, target in ((public, public_path), (private, private_path)):
+        if parts:
+            cv2.imwrite(str(target), cv2.cvtColor(np.concatenate(parts, 0), cv2.COLOR_RGB2BGR))
+    return [r["file"] for r in chosen]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "leukemia-all")
+    parser.add_argument("--scratch", type=Path, default=ROOT / "bench_runs" / "truth_audit")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--assets", type=Path, default=ROOT / "asset")
+    args = parser.parse_args()
+    if not (args.data / "Original").is_dir():
+        raise SystemExit(f"{args.data}: no Original/ folder there; pass --data with the dataset")
+
+    pairs = find_category_pairs(args.data / "Original", args.data / "Segmented", "all")
+    print(f"Auditing {len(pairs)} pairs in {args.data}")
+    rows = audit_pairs(pairs, progress=lambda i, n: print(f"\r{i}/{n}", end="", flush=True)
+                       if i % 200 == 0 or i == n else None)
+    print()
+    text = table(rows)
+    print(text)
+    for reason, why in REASONS.items():
+        print(f"- {reason}: {why}")
+
+    for folder in (args.out, args.assets, args.scratch):
+        folder.mkdir(parents=True, exist_ok=True)
+    (args.out / "truth_audit.csv").write_text(audit_csv(rows))
+    (args.out / "truth_audit.md").write_text(
+        text + "\n\n" + "\n".join(f"- {r}: {why}" for r, why in REASONS.items()) + "\n")
+    by_file = {p.image.name: p for p in pairs}
+    shown = {reason: gallery(rows, by_file, reason, args.assets / f"truth_audit_{reason}.png",
+                             args.scratch / f"truth_audit_{reason}_with_images.png")
+             for reason in REASONS}
+    (args.out / "truth_audit.json").write_text(json.dumps(
+        {"data": str(args.data), "pairs": len(pairs), "reasons": REASONS, "galleries": shown},
+        indent=2) + "\n")
+    print(f"Wrote {args.out / 'truth_audit.csv'}, truth_audit.md, galleries in {args.assets} "
+          f"(masks only) and {args.scratch} (with the images)")
+
+
+if __name__ == "__main__":
+    main()
