@@ -50,6 +50,12 @@ def test_value_that_would_run_code_is_refused_and_never_run(tmp_path):
     ("show_summary   = False", "show_summary   = yes", "[model] show_summary = yes: not a literal value"),
     ('loss           = "bce_dice"', 'loss           = "focal"', 'allowed: one of "bce" or "bce_dice"'),
     ("batch_size     = 4", "batchsize = 4", "unknown key; did you mean 'batch_size'?"),
+    ("batch_size     = 4", "batch_size     = 4\naugment_color = 2.5",
+     "[train] augment_color = 2.5: allowed: a number in [0.0, 2.0]"),
+    ("batch_size     = 4", "batch_size     = 4\nskip_flagged_truth = 1",
+     "[train] skip_flagged_truth = 1: allowed: True or False"),
+    ("show_summary   = False", "show_summary   = False\nstain_normalize = \"yes\"",
+     "[model] stain_normalize = \"yes\": allowed: True or False"),
 ])
 def test_each_kind_of_bad_value_gets_a_message_naming_file_section_key_value(tmp_path, old, new,
                                                                              expected):

@@ -1,0 +1,127 @@
+"""The truth audit, stain normalisation and the switches that use them, on hand-built images."""
+import cv2
+import numpy as np
+import pytest
+
+from allseg.errors import DataError
+from allseg.pairing import find_category_pairs
+from allseg.truth_audit import audit_masks, describe_left_out, stain_score, trusted_pairs
+from conftest import run_script, tiny_config_text
+
+VIOLET, PALE = (150, 60, 170), (225, 215, 220)  # (R + B) / 2 - G = 100 and 7.5
+
+
+def smear(size=100):
+    """A pale background with two violet discs of radius 10 (314 px each, 6.3% together)."""
+    rgb = np.full((size, size, 3), PALE, np.uint8)
+    for centre in ((30, 30), (65, 70)):
+        cv2.circle(rgb, centre, 10, VIOLET, -1)
+    return rgb
+
+
+def discs(size=100, radius=10):
+    mask = np.zeros((size, size), np.uint8)
+    for centre in ((30, 30), (65, 70)):
+        cv2.circle(mask, centre, radius, 1, -1)
+    return mask.astype(bool)
+
+
+def test_stain_score_is_red_and_blue_over_green():
+    assert stain_score(np.array([[VIOLET, PALE]], np.uint8)).tolist() == [[100.0, 7.5]]
+
+
+def test_truth_that_matches_the_cells_passes():
+    row = audit_masks(smear(), discs())
+    assert row["reasons"] == []
+    assert row["stain_dice"] > 0.95 and row["hole_fraction"] == 0.0
+
+
+def test_empty_truth_on_a_stained_smear_is_near_empty_and_disagrees():
+    row = audit_masks(smear(), np.zeros((100, 100), bool))
+    assert row["truth_fraction"] == 0.0 and row["stain_fraction"] > 0.06
+    assert row["reasons"] == ["near_empty", "disagrees"]
+
+
+def test_truth_drawn_as_rings_is_hollow():
+    rings = discs() & ~discs(radius=7)  # the inner 7-pixel discs are holes: ~half of each cell
+    row = audit_masks(smear(), rings)
+    assert row["hole_fraction"] > 0.4
+    assert "hollow" in row["reasons"]
+
+
+def test_a_blank_smear_with_blank_truth_is_not_flagged():
+    row = audit_masks(np.full((100, 100, 3), PALE, np.uint8), np.zeros((100, 100), bool))
+    assert row["reasons"] == [] and row["stain_dice"] == 1.0
+
+
+def write_pair(root, category, name, rgb, mask):
+    for role, image in (("Original", rgb), ("Segmented", np.where(mask[..., None], rgb, 0))):
+        folder = root / role / category
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{name}.png"), cv2.cvtColor(image.astype(np.uint8),
+                                                              cv2.COLOR_RGB2BGR))
+
+
+def test_trusted_pairs_leaves_flagged_files_out_and_says_so(tmp_path, capsys):
+    write_pair(tmp_path, "Pro", "good", smear(), discs())
+    write_pair(tmp_path, "Pro", "empty", smear(), np.zeros((100, 100), bool))
+    pairs = find_category_pairs(tmp_path / "Original", tmp_path / "Segmented", "Pro")
+    kept = trusted_pairs(pairs, "training")
+    assert [p.image.stem for p in kept] == ["good"]
+    out = capsys.readouterr().out
+    assert "Left out 1 of 2 training pairs" in out
+    assert "Pro: 1 (disagrees 1, near_empty 1)" in out
+
+
+def test_when_every_pair_is_flagged_the_error_says_what_to_do(tmp_path):
+    write_pair(tmp_path, "Pro", "empty", smear(), np.zeros((100, 100), bool))
+    pairs = find_category_pairs(tmp_path / "Original", tmp_path / "Segmented", "Pro")
+    with pytest.raises(DataError, match="skip_flagged_truth = False"):
+        trusted_pairs(pairs, "training")
+
+
+def test_describe_left_out_counts_pairs_once_with_every_reason():
+    rows = [{"category": "Pro", "reasons": ["near_empty", "disagrees"]},
+            {"category": "Pro", "reasons": ["disagrees"]}, {"category": "Pre", "reasons": []}]
+    assert describe_left_out(rows, 3).splitlines() == [
+        "Left out 2 of 3 pairs whose truth the audit flags:", "  Pro: 2 (disagrees 2, near_empty 1)"]
+
+
+def test_stain_normalisation_makes_the_model_blind_to_a_colour_cast(tmp_path):
+    """A per-channel shift of the whole smear (another stain batch or white balance) leaves the
+    stain-normalised model's output as it was; the plain model's output moves. Both reload from
+    their .keras files without custom objects."""
+    import keras
+
+    from allseg.model import build_unet
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(60, 190, (1, 32, 32, 3)).astype(np.float32)
+    cast = image + np.array([25.0, -30.0, 40.0], np.float32)  # still inside 0..255
+    for normalise in (True, False):
+        keras.utils.set_random_seed(1)
+        model = build_unet(32, 32, base_filters=4, num_layers=2, stain_normalize=normalise)
+        path = tmp_path / f"model_{normalise}.keras"
+        model.save(path)
+        reloaded = keras.models.load_model(path)
+        a, b = reloaded.predict_on_batch(image), reloaded.predict_on_batch(cast)
+        np.testing.assert_allclose(a, model.predict_on_batch(image), atol=1e-6)
+        if normalise:
+            np.testing.assert_allclose(a, b, atol=1e-4)
+        else:
+            assert np.abs(a - b).max() > 1e-3
+
+
+def test_training_can_leave_flagged_truth_out(tmp_path, synthetic_master):
+    run_script("split_master.py", "--master", synthetic_master, "--category", "all", "--dest",
+               tmp_path / "ALL", "--mini-test", tmp_path / "mini_test")
+    blank = sorted((tmp_path / "ALL" / "train" / "segmented" / "Early").iterdir())[0]
+    cv2.imwrite(str(blank), np.zeros_like(cv2.imread(str(blank))))  # truth now empty
+    text = tiny_config_text(tmp_path, epochs="1").replace('category       = "Early"\nloss',
+                                                          'category       = "all"\nloss')
+    config = tmp_path / "skip.config"
+    config.write_text(text.replace("[eval]", "skip_flagged_truth = True\n\n[eval]"),
+                      encoding="utf-8")
+    out = run_script("TensorflowUNetALLTrainer.py", config).stdout
+    assert "Early: 1 (disagrees 1, near_empty 1)" in out
+    assert "Left out 0 of" in out  # the other part of the split: nothing flagged, still said
