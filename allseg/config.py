@@ -113,6 +113,8 @@ SCHEMA = {
         # Leave out the pairs whose truth the audit (allseg/truth_audit.py) flags: near-empty
         # truth on a stained smear, hollow cells, truth far from the stain rule.
         "skip_flagged_truth": flag(default=False),
+        # Or keep them, with the stain rule's cells in their image as their truth.
+        "repair_flagged_truth": flag(default=False),
         # Speed switches: "auto" turns them on with a GPU and off on a CPU.
         "mixed_precision": auto_flag(),
         "jit_compile": auto_flag(),
@@ -257,6 +259,10 @@ def _derive_defaults(infer):
 
 
 def _check_across_keys(cfg):
+    if cfg.train.skip_flagged_truth and cfg.train.repair_flagged_truth:
+        raise ConfigError(f"{cfg.path}: [train] skip_flagged_truth = True and "
+                          "repair_flagged_truth = True: choose one (leave flagged pairs out, or "
+                          "train them on the stain rule's cells)")
     levels = 2 ** cfg.model.num_layers
     for name in ("image_width", "image_height"):
         size = getattr(cfg.model, name)

@@ -13,6 +13,7 @@ class Pair:
     image: Path
     mask: Path
     category: str = ""
+    repaired: bool = False  # train on the stain rule's cells, not on this mask (truth audit)
 
 
 def _category_folder(root, category, role):

@@ -122,9 +122,9 @@ def train(cfg, extra_callbacks=()):
     train_pairs, val_pairs = split_pairs(data.pairs, t.validation_split, t.seed)
     print(f"Data: {len(data)} pairs in {describe(t.image_datapath, t.category)}: "
           f"{len(train_pairs)} train, {len(val_pairs)} validation (seed {t.seed})")
-    if t.skip_flagged_truth:  # after the split, so validation images stay the same either way
-        train_pairs = trusted_pairs(train_pairs, "training")
-        val_pairs = trusted_pairs(val_pairs, "validation")
+    if t.skip_flagged_truth or t.repair_flagged_truth:  # after the split: same validation images
+        train_pairs = trusted_pairs(train_pairs, "training", t.repair_flagged_truth)
+        val_pairs = trusted_pairs(val_pairs, "validation", t.repair_flagged_truth)
     print(f"Device: {describe_device()}; mixed precision "
           f"{'on' if resolve(t.mixed_precision) else 'off'}, XLA "
           f"{'on' if resolve(t.jit_compile) else 'off'}")

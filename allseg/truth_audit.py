@@ -8,6 +8,7 @@ are the "visible cells" the cross-category benchmark also scores against (checke
 import csv
 import io
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -113,12 +114,18 @@ def audit_csv(rows):
     return out.getvalue()
 
 
-def trusted_pairs(pairs, what):
+def trusted_pairs(pairs, what, repair=False):
     """The pairs whose truth the audit does not flag, after printing how many of `what` (e.g.
-    "training") were left out, per category and reason."""
+    "training") were left out, per category and reason. With repair, the flagged pairs stay,
+    marked to train on the stain rule's cells instead of their mask."""
     print(f"Auditing the truth of {len(pairs)} {what} pairs ...", flush=True)
     rows = audit_pairs(pairs)
-    print(describe_left_out(rows, len(pairs)).replace("pairs whose", f"{what} pairs whose", 1))
+    text = describe_left_out(rows, len(pairs)).replace("pairs whose", f"{what} pairs whose", 1)
+    if repair:
+        print(text.replace("Left out", "Repaired (truth = the stain rule's cells)", 1))
+        return [replace(pair, repaired=True) if row["reasons"] else pair
+                for pair, row in zip(pairs, rows)]
+    print(text)
     kept = [pair for pair, row in zip(pairs, rows) if not row["reasons"]]
     if not kept:
         from allseg.errors import DataError

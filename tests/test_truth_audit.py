@@ -125,3 +125,34 @@ def test_training_can_leave_flagged_truth_out(tmp_path, synthetic_master):
     out = run_script("TensorflowUNetALLTrainer.py", config).stdout
     assert "Early: 1 (disagrees 1, near_empty 1)" in out
     assert "Left out 0 of" in out  # the other part of the split: nothing flagged, still said
+
+
+def test_repair_keeps_flagged_pairs_and_trains_them_on_the_stain_rule(tmp_path, capsys):
+    from allseg.dataset import load_pair
+
+    write_pair(tmp_path, "Pro", "good", smear(), discs())
+    write_pair(tmp_path, "Pro", "empty", smear(), np.zeros((100, 100), bool))
+    pairs = find_category_pairs(tmp_path / "Original", tmp_path / "Segmented", "Pro")
+    kept = trusted_pairs(pairs, "training", repair=True)
+    assert [(p.image.stem, p.repaired) for p in kept] == [("empty", True), ("good", False)]
+    assert "Repaired (truth = the stain rule's cells) 1 of 2 training pairs" in capsys.readouterr().out
+    _, as_filed = load_pair(kept[0].image, kept[0].mask, 100, 100)
+    _, repaired = load_pair(kept[0].image, kept[0].mask, 100, 100, repaired=True)
+    assert as_filed.sum() == 0
+    assert dice_of(repaired[..., 0] > 0.5, discs()) > 0.95
+
+
+def dice_of(a, b):
+    return 2 * (a & b).sum() / (a.sum() + b.sum())
+
+
+def test_skip_and_repair_together_are_refused(tmp_path):
+    from allseg.config import load_config
+    from allseg.errors import ConfigError
+
+    config = tmp_path / "both.config"
+    config.write_text(tiny_config_text(tmp_path).replace(
+        "[eval]", "skip_flagged_truth = True\nrepair_flagged_truth = True\n\n[eval]"),
+        encoding="utf-8")
+    with pytest.raises(ConfigError, match="choose one"):
+        load_config(config)
