@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEMO_CONFIG := configs/demo.config
 
-.PHONY: demo test venv clean-demo
+.PHONY: demo test venv clean-demo train-all
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ needed"'
@@ -38,3 +38,13 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
+
+# All four categories of the Kaggle download: `make train-all MASTER=/path/to/leukemia` splits it
+# into ALL/ (once; the download is only read), trains with configs/all_cpu.config and evaluates.
+train-all: $(VENV)/.installed
+	@if [ -z "$(MASTER)" ] && [ ! -d ALL/train/original/Pro ]; then \
+	  echo "Give the unpacked Kaggle dataset: make train-all MASTER=/path/to/leukemia"; exit 2; fi
+	@if [ -d ALL/train/original/Pro ]; then echo "Reusing the split in ALL/"; \
+	else $(PY) split_master.py --master "$(MASTER)" --category all --dest ALL; fi
+	$(PY) TensorflowUNetALLTrainer.py configs/all_cpu.config
+	$(PY) TensorflowUNetALLEvaluator.py configs/all_cpu.config

@@ -144,6 +144,7 @@ def main():
     parser.add_argument("--compare", action="append", default=[], metavar="NAME=MODEL",
                         help="also score this saved model (e.g. an Early-only one)")
     parser.add_argument("--name", default=None, help="what to call the trained model")
+    parser.add_argument("--tag", default="", help="suffix for the result files (levers)")
     args = parser.parse_args()
     if not (args.data / "split.csv").is_file():
         raise SystemExit(f"{args.data}: no split.csv there; pass --data with the four categories")
@@ -195,12 +196,13 @@ def main():
     print()
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "real_all.json").write_text(json.dumps(
+    stem = f"real_all{'_' + args.tag if args.tag else ''}"
+    (args.out / f"{stem}.json").write_text(json.dumps(
         {"config": str(args.config), "run": str(run_dir), "train_minutes": train_seconds / 60,
          "models": {n: str(m) for n, m in models.items()}, "results": results}, indent=2) + "\n")
-    (args.out / "real_all.md").write_text(text + "\n")
-    print(f"Training took {train_seconds / 60:.1f} min. Wrote {args.out / 'real_all.json'}, "
-          f"real_all.md, {args.assets / 'real_all_pro_montage.png'}")
+    (args.out / f"{stem}.md").write_text(text + "\n")
+    print(f"Training took {train_seconds / 60:.1f} min. Wrote {args.out / stem}.json and .md, "
+          f"{args.assets / 'real_all_pro_montage.png'}")
 
 
 if __name__ == "__main__":
