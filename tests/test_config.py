@@ -33,6 +33,20 @@ def test_demo_config_loads():
     assert cfg.train.loss == "bce_dice"
 
 
+def test_all_categories_config_loads_with_the_chosen_settings():
+    # the settings docs/results.md chose on validation ("Every category, every stain")
+    cfg = load_config(ROOT / "configs" / "all_cpu.config")
+    assert cfg.train.category == cfg.eval.category == "all"
+    assert cfg.train.repair_flagged_truth and not cfg.train.skip_flagged_truth
+    assert cfg.model.stain_normalize is False and cfg.train.augment_color == 0.0
+    assert cfg.eval.skip_flagged_truth
+
+
+@pytest.mark.parametrize("name", ["early_cpu.config", "early_cpu_bf12.config"])
+def test_other_shipped_configs_load(name):
+    assert load_config(ROOT / "configs" / name).train.category == "Early"
+
+
 def test_value_that_would_run_code_is_refused_and_never_run(tmp_path):
     marker = tmp_path / "pwned"
     attack = f'__import__("os").system("touch {marker}")'
