@@ -1,0 +1,81 @@
+"""The decision threshold of a model trained on every category, chosen on validation only.
+
+    python benchmarks/real_all_thresholds.py --run bench_runs/real_all/run-<time>
+
+Predicts each category's validation images (the ones benchmarks/real_all.py scores) once with the
+run's model, then scores cells against the dataset's truth and against the visible cells (the
+stain rule's) for every threshold in the grid. Prints one table; writes
+benchmarks/results/real_all_thresholds.json. Early's reference test images are never touched.
+"""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from common import ROOT
+from real_all import load_items
+
+from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
+from allseg.config import load_config  # noqa: E402
+from allseg.pairing import find_category_pairs, split_pairs  # noqa: E402
+
+THRESHOLDS = (0.4, 0.5, 0.6, 0.7)
+
+
+def validation_probabilities(model, items):
+    from allseg.predict import predict_probabilities, resize_probability
+
+    probs = []
+    for start in range(0, len(items), 16):
+        batch = np.stack([rgb for _, rgb, *_ in items[start:start + 16]])
+        probs += [resize_probability(p, *batch.shape[1:3]) for p in predict_probabilities(model, batch)]
+    return probs
+
+
+def cell_summary(masks, references, c):
+    rows = [score_cells(m, r, c.cell_min_area, c.cell_split_depth)[0]
+            for m, r in zip(masks, references)]
+    s = summarize_cells(rows, c.cell_min_area, c.cell_split_depth)
+    return {k: s[k] for k in ("tp", "fp", "fn", "f1", "precision", "recall", "count_mae",
+                              "count_bias")}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="a benchmarks/real_all.py run folder")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "real_all_thresholds.json")
+    args = parser.parse_args()
+
+    import allseg.quiet_start  # noqa: F401
+    import keras
+
+    import allseg.losses_metrics  # noqa: F401  (registers the loss, so the model loads)
+
+    cfg = load_config(args.run / "config")
+    c, t = cfg.infer, cfg.train
+    val = split_pairs(find_category_pairs(t.image_datapath, t.mask_datapath, t.category),
+                      t.validation_split, t.seed)[1]
+    model = keras.models.load_model(Path(t.model_dir) / "best_model.keras")
+    results = {}
+    print("| category | threshold | cell F1 vs truth | count error vs truth | visible cells found |")
+    print("|---|---|---|---|---|")
+    for category in sorted({p.category for p in val}):
+        items = load_items([p for p in val if p.category == category])
+        probs = validation_probabilities(model, items)
+        for threshold in THRESHOLDS:
+            masks = [p > threshold for p in probs]
+            r = {"images": len(items),
+                 "cells_vs_truth": cell_summary(masks, [i[2] for i in items], c),
+                 "cells_vs_visible": cell_summary(masks, [i[3] for i in items], c)}
+            results.setdefault(category, {})[str(threshold)] = r
+            print(f"| {category} | {threshold} | {r['cells_vs_truth']['f1']:.3f} | "
+                  f"{r['cells_vs_truth']['count_mae']:.2f} | {r['cells_vs_visible']['recall']:.3f} |",
+                  flush=True)
+    args.out.write_text(json.dumps({"run": str(args.run), "results": results}, indent=2) + "\n")
+    print(f"Wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
