@@ -20,11 +20,11 @@ def run(script, *args):
     return time.perf_counter() - start
 
 
-def reference_split(data, scratch):
+def reference_split(data, scratch, category="Early"):
     """ALL/ in scratch, reproduced from data/split.csv by split_master.py (once)."""
     dest = Path(scratch) / "ALL"
     if not (dest / "split.csv").exists():
-        run("split_master.py", "--master", data, "--category", "Early", "--split-csv",
+        run("split_master.py", "--master", data, "--category", category, "--split-csv",
             Path(data) / "split.csv", "--dest", dest, "--mini-test", Path(scratch) / "mini_test")
     return dest
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import ROOT, run, write_config
+from common import ROOT, reference_split, run, write_config
 
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
 from allseg.config import load_config  # noqa: E402
@@ -34,14 +34,6 @@ from allseg.truth_audit import audit_masks, stained_cells  # noqa: E402
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "leukemia-all"
 COLOUR_RULE = 65  # blue - green above this: the rule the cross-category issue compared against
 MONTAGE_ROWS = 6
-
-
-def split_all(data, scratch):
-    dest = Path(scratch) / "ALL"
-    if not (dest / "split.csv").exists():
-        run("split_master.py", "--master", data, "--category", "all", "--split-csv",
-            Path(data) / "split.csv", "--dest", dest, "--mini-test", Path(scratch) / "mini_test")
-    return dest
 
 
 def load_items(pairs):
@@ -149,7 +141,7 @@ def main():
     if not (args.data / "split.csv").is_file():
         raise SystemExit(f"{args.data}: no split.csv there; pass --data with the four categories")
 
-    all_dir = split_all(args.data, args.scratch)
+    all_dir = reference_split(args.data, args.scratch, "all")
     run_dir = args.reuse_run or args.scratch / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     config = write_config(args.config, run_dir / "config", run_dir, all_dir,
                           {"eval.category": '"Early"', "eval.skip_flagged_truth": "False"})
