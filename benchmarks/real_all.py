@@ -45,15 +45,30 @@ def load_items(pairs):
     return items
 
 
-def predict(model, items, tta):
-    from allseg.predict import predict_probabilities, to_mask
+def probabilities(model, items, tta=False):
+    """Each item's probability map, resized to its image's own size."""
+    from allseg.predict import predict_probabilities, resize_probability
 
-    masks = []
+    probs = []
     for start in range(0, len(items), 16):
-        batch = np.stack([rgb for _, rgb, *_ in items[start:start + 16]])
-        for prob, item in zip(predict_probabilities(model, batch, tta), items[start:start + 16]):
-            masks.append(to_mask(prob, *item[2].shape))
-    return masks
+        chunk = items[start:start + 16]
+        batch = np.stack([rgb for _, rgb, *_ in chunk])
+        probs += [resize_probability(prob, *item[2].shape)
+                  for prob, item in zip(predict_probabilities(model, batch, tta), chunk)]
+    return probs
+
+
+def predict(model, items, tta):
+    from allseg.predict import THRESHOLD
+
+    return [prob > THRESHOLD for prob in probabilities(model, items, tta)]
+
+
+def validation_pairs(cfg):
+    """The pairs the trainer holds out of the train rows (same seed and fraction)."""
+    t = cfg.train
+    return split_pairs(find_category_pairs(t.image_datapath, t.mask_datapath, t.category),
+                       t.validation_split, t.seed)[1]
 
 
 def scores(preds, items, c):
@@ -158,8 +173,7 @@ def main():
 
     cfg = load_config(config)
     c, t = cfg.infer, cfg.train
-    val = split_pairs(find_category_pairs(t.image_datapath, t.mask_datapath, t.category),
-                      t.validation_split, t.seed)[1]
+    val = validation_pairs(cfg)
     test = find_category_pairs(cfg.eval.image_datapath, cfg.eval.mask_datapath, "Early")
     parts = {f"{name} (validation)": [p for p in val if p.category == name]
              for name in sorted({p.category for p in val})}

@@ -11,26 +11,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from common import ROOT
-from real_all import load_items
+from real_all import load_items, probabilities, validation_pairs
 
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
 from allseg.config import load_config  # noqa: E402
-from allseg.pairing import find_category_pairs, split_pairs  # noqa: E402
 
 THRESHOLDS = (0.4, 0.5, 0.6, 0.7)
-
-
-def validation_probabilities(model, items):
-    from allseg.predict import predict_probabilities, resize_probability
-
-    probs = []
-    for start in range(0, len(items), 16):
-        batch = np.stack([rgb for _, rgb, *_ in items[start:start + 16]])
-        probs += [resize_probability(p, *batch.shape[1:3]) for p in predict_probabilities(model, batch)]
-    return probs
 
 
 def cell_summary(masks, references, c):
@@ -54,16 +41,14 @@ def main():
     import allseg.losses_metrics  # noqa: F401  (registers the loss, so the model loads)
 
     cfg = load_config(args.run / "config")
-    c, t = cfg.infer, cfg.train
-    val = split_pairs(find_category_pairs(t.image_datapath, t.mask_datapath, t.category),
-                      t.validation_split, t.seed)[1]
-    model = keras.models.load_model(Path(t.model_dir) / "best_model.keras")
+    c, val = cfg.infer, validation_pairs(cfg)
+    model = keras.models.load_model(Path(cfg.train.model_dir) / "best_model.keras")
     results = {}
     print("| category | threshold | cell F1 vs truth | count error vs truth | visible cells found |")
     print("|---|---|---|---|---|")
     for category in sorted({p.category for p in val}):
         items = load_items([p for p in val if p.category == category])
-        probs = validation_probabilities(model, items)
+        probs = probabilities(model, items)
         for threshold in THRESHOLDS:
             masks = [p > threshold for p in probs]
             r = {"images": len(items),
