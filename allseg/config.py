@@ -58,6 +58,13 @@ def categories():
     return Key(object, REQUIRED, ok, 'a quoted category name, a list of names, or "all"')
 
 
+def category_list():
+    """A list of category folder names, possibly empty."""
+    def ok(v):
+        return isinstance(v, list) and all(isinstance(n, str) and n.strip() for n in v)
+    return Key(object, (), ok, 'a list of quoted category names, e.g. ["Benign"], or [] for none')
+
+
 def auto_flag():
     """True, False or "auto" (decided by the hardware found at run time)."""
     return Key(object, "auto", lambda v: v is True or v is False or v == "auto",
@@ -115,6 +122,10 @@ SCHEMA = {
         "skip_flagged_truth": flag(default=False),
         # Or keep them, with the stain rule's cells in their image as their truth.
         "repair_flagged_truth": flag(default=False),
+        # Train these categories on their mask plus the stain rule's cells: where the colour
+        # threshold left pale cells out and drew hollow rings (Benign), not where it merges
+        # crowded cells into one (Pre).
+        "add_stained_cells": category_list(),
         # Speed switches: "auto" turns them on with a GPU and off on a CPU.
         "mixed_precision": auto_flag(),
         "jit_compile": auto_flag(),

@@ -6,26 +6,26 @@ from allseg.augment import augment
 from allseg.images import read_mask, read_rgb, resize_image, resize_mask
 from allseg.pairing import check_readable, find_category_pairs
 from allseg.predict import remove_small_components
-from allseg.truth_audit import stained_cells
+from allseg.truth_audit import training_truth
 from allseg.weight_map import border_weights
 
 
-def load_pair(image_path, mask_path, height, width, truth_min_area=0, repaired=False):
+def load_pair(image_path, mask_path, height, width, truth_min_area=0, truth="mask"):
     """(uint8 HxWx3 image, float32 HxWx1 mask) at the model's size; with truth_min_area, the
-    mask's regions under that many pixels (the colour threshold's specks) are left out; a
-    repaired pair's mask is the stain rule's cells in its image instead of its mask file."""
+    mask's regions under that many pixels (the colour threshold's specks) are left out; truth
+    says what the mask is made of (Pair.truth)."""
     rgb = read_rgb(image_path)
     image = resize_image(rgb, height, width)
-    mask = resize_mask(stained_cells(rgb) if repaired else read_mask(mask_path), height, width)
+    mask = resize_mask(training_truth(rgb, mask_path, truth), height, width)
     if truth_min_area:
         mask = remove_small_components(mask, truth_min_area)
     return image, mask[..., None].astype(np.float32)
 
 
 def load_weighted_pair(image_path, mask_path, height, width, border, truth_min_area=0,
-                       repaired=False):
+                       truth="mask"):
     """(image, mask and border weight map as two channels); border = (w0, sigma, min_area)."""
-    image, mask = load_pair(image_path, mask_path, height, width, truth_min_area, repaired)
+    image, mask = load_pair(image_path, mask_path, height, width, truth_min_area, truth)
     weights = border_weights(mask[..., 0] > 0.5, *border)
     return image, np.concatenate([mask, weights[..., None]], axis=-1)
 
@@ -41,19 +41,19 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
     regions under that area."""
     images = [str(p.image) for p in pairs]
     masks = [str(p.mask) for p in pairs]
-    repaired = [p.repaired for p in pairs]
-    ds = tf.data.Dataset.from_tensor_slices((images, masks, repaired))
+    truths = [p.truth for p in pairs]
+    ds = tf.data.Dataset.from_tensor_slices((images, masks, truths))
     if shuffle_seed is not None and not cache:
         ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
 
-    def read(i, m, r):
+    def read(i, m, t):
         if border:
             return load_weighted_pair(i.decode(), m.decode(), height, width, border,
-                                      truth_min_area, bool(r))
-        return load_pair(i.decode(), m.decode(), height, width, truth_min_area, bool(r))
+                                      truth_min_area, t.decode())
+        return load_pair(i.decode(), m.decode(), height, width, truth_min_area, t.decode())
 
-    def load(image_path, mask_path, repaired):
-        image, mask = tf.numpy_function(read, [image_path, mask_path, repaired],
+    def load(image_path, mask_path, truth):
+        image, mask = tf.numpy_function(read, [image_path, mask_path, truth],
                                         [tf.uint8, tf.float32], stateful=False)
         image.set_shape((height, width, 3))
         mask.set_shape((height, width, 2 if border else 1))

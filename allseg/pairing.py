@@ -13,7 +13,9 @@ class Pair:
     image: Path
     mask: Path
     category: str = ""
-    repaired: bool = False  # train on the stain rule's cells, not on this mask (truth audit)
+    # What training takes as this pair's truth (allseg/truth_audit.py): "mask" (the file),
+    # "stain" (the stain rule's cells instead) or "mask+stain" (the union of both).
+    truth: str = "mask"
 
 
 def _category_folder(root, category, role):

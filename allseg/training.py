@@ -15,7 +15,7 @@ from allseg.files import keep_previous, write_text
 from allseg.pairing import describe, split_pairs
 from allseg.plots import plot_history
 from allseg.tensorboard import tensorboard_callbacks
-from allseg.truth_audit import trusted_pairs
+from allseg.truth_audit import add_stained_cells, trusted_pairs
 from allseg.resume import RESUME_DIR, ResumePoint, finish, fingerprint, load_unfinished
 from allseg.unet import TensorflowUNet
 
@@ -125,6 +125,9 @@ def train(cfg, extra_callbacks=()):
     if t.skip_flagged_truth or t.repair_flagged_truth:  # after the split: same validation images
         train_pairs = trusted_pairs(train_pairs, "training", t.repair_flagged_truth)
         val_pairs = trusted_pairs(val_pairs, "validation", t.repair_flagged_truth)
+    if t.add_stained_cells:
+        train_pairs = add_stained_cells(train_pairs, t.add_stained_cells, "training")
+        val_pairs = add_stained_cells(val_pairs, t.add_stained_cells, "validation")
     print(f"Device: {describe_device()}; mixed precision "
           f"{'on' if resolve(t.mixed_precision) else 'off'}, XLA "
           f"{'on' if resolve(t.jit_compile) else 'off'}")

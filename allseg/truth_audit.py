@@ -48,6 +48,19 @@ def stained_cells(rgb):
     return remove_small_components(mask, STAIN_MIN_AREA)
 
 
+def training_truth(rgb, mask_path, truth):
+    """The mask training takes for a pair (Pair.truth): its file ("mask"), the stain rule's
+    cells in its image ("stain"), or the union of both ("mask+stain")."""
+    if truth == "stain":
+        return stained_cells(rgb)
+    mask = read_mask(mask_path)
+    if truth == "mask+stain":
+        return mask | stained_cells(rgb)
+    if truth != "mask":
+        raise ValueError(f"unknown truth source {truth!r}")
+    return mask
+
+
 def dice(a, b):
     total = int(a.sum()) + int(b.sum())
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
@@ -123,7 +136,7 @@ def trusted_pairs(pairs, what, repair=False):
     text = describe_left_out(rows, len(pairs)).replace("pairs whose", f"{what} pairs whose", 1)
     if repair:
         print(text.replace("Left out", "Repaired (truth = the stain rule's cells)", 1))
-        return [replace(pair, repaired=True) if row["reasons"] else pair
+        return [replace(pair, truth="stain") if row["reasons"] else pair
                 for pair, row in zip(pairs, rows)]
     print(text)
     kept = [pair for pair, row in zip(pairs, rows) if not row["reasons"]]
@@ -133,3 +146,14 @@ def trusted_pairs(pairs, what, repair=False):
                         "skip_flagged_truth = False, or check the masks (benchmarks/truth_audit.py "
                         "draws what it flags)")
     return kept
+
+
+def add_stained_cells(pairs, categories, what):
+    """The pairs, those of the given categories marked to train on their mask plus the stain
+    rule's cells (pale cells the colour threshold left out, hollow rings filled); pairs already
+    repaired keep the stain rule alone. Prints how many of `what` were marked, per category."""
+    marked = Counter(p.category for p in pairs if p.category in categories and p.truth == "mask")
+    print(f"Added the stain rule's cells to the truth of {sum(marked.values())} of {len(pairs)} "
+          f"{what} pairs" + "".join(f"\n  {c}: {n}" for c, n in sorted(marked.items())), flush=True)
+    return [replace(p, truth="mask+stain") if p.category in categories and p.truth == "mask" else p
+            for p in pairs]

@@ -71,6 +71,8 @@ def test_value_that_would_run_code_is_refused_and_never_run(tmp_path):
      "[train] skip_flagged_truth = 1: allowed: True or False"),
     ("show_summary   = False", "show_summary   = False\nstain_normalize = \"yes\"",
      "[model] stain_normalize = \"yes\": allowed: True or False"),
+    ("batch_size     = 4", 'batch_size     = 4\nadd_stained_cells = "Benign"',
+     '[train] add_stained_cells = "Benign": allowed: a list of quoted category names'),
 ])
 def test_each_kind_of_bad_value_gets_a_message_naming_file_section_key_value(tmp_path, old, new,
                                                                              expected):

@@ -134,12 +134,37 @@ def test_repair_keeps_flagged_pairs_and_trains_them_on_the_stain_rule(tmp_path, 
     write_pair(tmp_path, "Pro", "empty", smear(), np.zeros((100, 100), bool))
     pairs = find_category_pairs(tmp_path / "Original", tmp_path / "Segmented", "Pro")
     kept = trusted_pairs(pairs, "training", repair=True)
-    assert [(p.image.stem, p.repaired) for p in kept] == [("empty", True), ("good", False)]
+    assert [(p.image.stem, p.truth) for p in kept] == [("empty", "stain"), ("good", "mask")]
     assert "Repaired (truth = the stain rule's cells) 1 of 2 training pairs" in capsys.readouterr().out
     _, as_filed = load_pair(kept[0].image, kept[0].mask, 100, 100)
-    _, repaired = load_pair(kept[0].image, kept[0].mask, 100, 100, repaired=True)
+    _, repaired = load_pair(kept[0].image, kept[0].mask, 100, 100, truth="stain")
     assert as_filed.sum() == 0
     assert dice_of(repaired[..., 0] > 0.5, discs()) > 0.95
+
+
+def test_named_categories_train_on_their_mask_plus_the_stained_cells(tmp_path, capsys):
+    from allseg.dataset import load_pair
+    from allseg.truth_audit import add_stained_cells
+
+    one_disc = discs() & (np.arange(100)[:, None] < 50)  # the truth misses the second cell
+    write_pair(tmp_path, "Benign", "half", smear(), one_disc)
+    write_pair(tmp_path, "Early", "half", smear(), one_disc)
+    pairs = find_category_pairs(tmp_path / "Original", tmp_path / "Segmented", "all")
+    pairs = add_stained_cells(trusted_pairs(pairs, "training", repair=True), ["Benign"], "training")
+    assert [(p.category, p.truth) for p in pairs] == [("Benign", "mask+stain"), ("Early", "mask")]
+    assert "stain rule's cells to the truth of 1 of 2 training pairs\n  Benign: 1" in capsys.readouterr().out
+    masks = [load_pair(p.image, p.mask, 100, 100, truth=p.truth)[1][..., 0] > 0.5 for p in pairs]
+    assert dice_of(masks[0], discs()) > 0.95      # both cells
+    assert np.array_equal(masks[1], one_disc)     # as filed
+
+
+def test_add_stained_cells_keeps_a_repaired_pair_on_the_stain_rule(tmp_path):
+    from allseg.truth_audit import add_stained_cells
+
+    write_pair(tmp_path, "Benign", "empty", smear(), np.zeros((100, 100), bool))
+    pairs = find_category_pairs(tmp_path / "Original", tmp_path / "Segmented", "Benign")
+    pairs = add_stained_cells(trusted_pairs(pairs, "training", repair=True), ["Benign"], "training")
+    assert [p.truth for p in pairs] == ["stain"]
 
 
 def dice_of(a, b):
