@@ -155,5 +155,9 @@ def add_stained_cells(pairs, categories, what):
     marked = Counter(p.category for p in pairs if p.category in categories and p.truth == "mask")
     print(f"Added the stain rule's cells to the truth of {sum(marked.values())} of {len(pairs)} "
           f"{what} pairs" + "".join(f"\n  {c}: {n}" for c, n in sorted(marked.items())), flush=True)
+    present = {p.category for p in pairs}
+    for name in sorted(set(categories) - present):  # a misspelt name would change nothing, silently
+        print(f"  add_stained_cells names {name!r}, but no {what} pair is of that category "
+              f"(categories here: {', '.join(sorted(present))})", flush=True)
     return [replace(p, truth="mask+stain") if p.category in categories and p.truth == "mask" else p
             for p in pairs]

@@ -167,6 +167,17 @@ def test_add_stained_cells_keeps_a_repaired_pair_on_the_stain_rule(tmp_path):
     assert [p.truth for p in pairs] == ["stain"]
 
 
+def test_add_stained_cells_says_when_a_named_category_has_no_pairs(tmp_path, capsys):
+    from allseg.truth_audit import add_stained_cells
+
+    write_pair(tmp_path, "Benign", "one", smear(), discs())
+    pairs = find_category_pairs(tmp_path / "Original", tmp_path / "Segmented", "Benign")
+    pairs = add_stained_cells(pairs, ["benign"], "training")
+    assert [p.truth for p in pairs] == ["mask"]
+    assert "names 'benign', but no training pair is of that category (categories here: Benign)" \
+        in capsys.readouterr().out
+
+
 def dice_of(a, b):
     return 2 * (a & b).sum() / (a.sum() + b.sum())
 
