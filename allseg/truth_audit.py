@@ -152,12 +152,13 @@ def add_stained_cells(pairs, categories, what):
     """The pairs, those of the given categories marked to train on their mask plus the stain
     rule's cells (pale cells the colour threshold left out, hollow rings filled); pairs already
     repaired keep the stain rule alone. Prints how many of `what` were marked, per category."""
-    marked = Counter(p.category for p in pairs if p.category in categories and p.truth == "mask")
+    out = [replace(p, truth="mask+stain") if p.category in categories and p.truth == "mask" else p
+           for p in pairs]
+    marked = Counter(p.category for p in out if p.truth == "mask+stain")
     print(f"Added the stain rule's cells to the truth of {sum(marked.values())} of {len(pairs)} "
           f"{what} pairs" + "".join(f"\n  {c}: {n}" for c, n in sorted(marked.items())), flush=True)
     present = {p.category for p in pairs}
     for name in sorted(set(categories) - present):  # a misspelt name would change nothing, silently
         print(f"  add_stained_cells names {name!r}, but no {what} pair is of that category "
               f"(categories here: {', '.join(sorted(present))})", flush=True)
-    return [replace(p, truth="mask+stain") if p.category in categories and p.truth == "mask" else p
-            for p in pairs]
+    return out
