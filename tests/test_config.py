@@ -40,7 +40,8 @@ def test_all_categories_config_loads_with_the_chosen_settings():
     assert cfg.train.repair_flagged_truth and not cfg.train.skip_flagged_truth
     assert cfg.model.stain_normalize is False and cfg.train.augment_color == 0.0
     assert cfg.eval.skip_flagged_truth
-    assert (cfg.train.border_weight, cfg.train.border_sigma) == (10.0, 5.0)
+    assert (cfg.train.border_weight, cfg.train.border_sigma) == (20.0, 5.0)
+    assert cfg.train.add_stained_cells == ["Benign"]
 
 
 @pytest.mark.parametrize("name", ["early_cpu.config", "early_cpu_bf12.config"])
