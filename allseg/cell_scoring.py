@@ -9,7 +9,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from allseg.cells import label_cells
+from allseg.cells import SPLIT_HOLE_PX, label_cells
 from allseg.scoring import dice
 
 IOU_MATCH = 0.5     # a true and a predicted cell are the same cell at this IoU or more
@@ -87,10 +87,10 @@ def hausdorff95(pred, truth):
     return boundary_scores(pred, truth)[1]
 
 
-def score_cells(pred_mask, truth_mask, min_area, split_depth=0.0):
+def score_cells(pred_mask, truth_mask, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):
     """Cell scores of one image; returns (row, true labels, predicted labels, match)."""
-    true_labels = label_cells(truth_mask, min_area, split_depth)
-    pred_labels = label_cells(pred_mask, min_area, split_depth)
+    true_labels = label_cells(truth_mask, min_area, split_depth, split_hole_px)
+    pred_labels = label_cells(pred_mask, min_area, split_depth, split_hole_px)
     match = match_cells(true_labels, pred_labels)
     truth, pred = true_labels > 0, pred_labels > 0
     tp_px = int(np.count_nonzero(pred & truth))
@@ -104,7 +104,7 @@ def score_cells(pred_mask, truth_mask, min_area, split_depth=0.0):
     return row, true_labels, pred_labels, match
 
 
-def summarize_cells(rows, min_area, split_depth):
+def summarize_cells(rows, min_area, split_depth, split_hole_px=SPLIT_HOLE_PX):
     """Pooled cell scores over images (counts summed first), with the per-image means beside."""
     def total(key):
         return sum(r[key] for r in rows)
@@ -125,6 +125,7 @@ def summarize_cells(rows, min_area, split_depth):
         "hd95": float(np.mean(hd)) if hd else None,
         "hd95_images": len(hd),
         "definition": {"min_area_px": min_area, "split_depth_px": split_depth,
+                       "split_hole_px": split_hole_px,
                        "iou_match": IOU_MATCH, "nsd_tolerance_px": NSD_TOLERANCE,
                        "connectivity": 8},
     }

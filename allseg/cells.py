@@ -13,30 +13,59 @@ from scipy import ndimage
 from skimage import measure, morphology, segmentation
 
 
-def label_cells(mask, min_area, split_depth=0.0):
+SPLIT_HOLE_PX = 30
+
+
+def cell_settings(infer):
+    """(min_area, split_depth, split_hole_px): a config's [infer] cell keys, in the order
+    label_cells, score_cells and summarize_cells take them."""
+    return infer.cell_min_area, infer.cell_split_depth, infer.cell_split_hole_px
+
+
+def label_cells(mask, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):
     """int32 label image: 0 background, 1..n the cells, numbered in reading order.
 
     Touching cells show as one region whose distance-to-background map has one peak per cell. A
     peak that stands more than ``split_depth`` pixels above the saddle joining it to a higher one
     seeds a cell of its own; the region is then divided along the watershed of the
     distance map. Every pixel of the region stays in some cell, so splitting never changes the
-    mask, only the count. A split that would leave a piece under min_area is not made."""
+    mask, only the count. A split that would leave a piece under min_area is not made.
+
+    Holes of at most ``split_hole_px`` pixels count as cell for the distance map: a speckled or
+    pale interior is not a border between cells, yet each such hole dents the map and would seed
+    a cell on either side of it. The larger pocket that three touching cells enclose stays a
+    hole."""
     regions = measure.label(mask, connectivity=2)
     regions[(np.bincount(regions.ravel()) < min_area)[regions]] = 0  # specks; renumbered below
     if split_depth > 0 and regions.max():
-        regions = _split_touching(regions, split_depth, min_area)
+        regions = _split_touching(regions, split_depth, min_area, split_hole_px)
     labels, _, _ = segmentation.relabel_sequential(regions)
     return labels.astype(np.int32)
 
 
-def _split_touching(regions, depth, min_area):
-    distance = ndimage.distance_transform_edt(regions > 0)
+def fill_small_holes(mask, max_px):
+    """The mask with every background region of at most max_px pixels that does not reach the
+    image edge filled (background 4-connected, the complement of 8-connected foreground)."""
+    if max_px <= 0:
+        return mask
+    holes, _ = ndimage.label(~mask)
+    sizes = np.bincount(holes.ravel())
+    small = sizes <= max_px
+    small[0] = False
+    edge = np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]])
+    small[edge] = False
+    return mask | small[holes]
+
+
+def _split_touching(regions, depth, min_area, hole_px):
+    solid = fill_small_holes(regions > 0, hole_px)  # a filled hole lies inside one region
+    distance = ndimage.distance_transform_edt(solid)
     # The h-maxima transform: every peak lowered until it stands at most `depth` above its
     # saddle. Each plateau left on top is one seed; a ridge (a hollow cell's rim) stays one.
     flattened = morphology.reconstruction(distance - depth, distance, method="dilation")
-    seeds = measure.label(morphology.local_maxima(flattened, connectivity=2) & (regions > 0),
+    seeds = measure.label(morphology.local_maxima(flattened, connectivity=2) & solid,
                           connectivity=2)
-    pieces = segmentation.watershed(-distance, seeds, mask=regions > 0, connectivity=2)
+    pieces = segmentation.watershed(-distance, seeds, mask=solid, connectivity=2)
     out = regions.copy()
     next_label = regions.max() + 1
     for index, box in enumerate(ndimage.find_objects(regions), start=1):

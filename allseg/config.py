@@ -147,9 +147,11 @@ SCHEMA = {
         "cell_counts": path(default="./mini_test_output_cell_counts.csv"),
         # Cells, for inference and evaluation alike: regions of at least cell_min_area pixels;
         # touching cells split where the distance map dips by more than cell_split_depth pixels
-        # between two peaks (0: never split).
+        # between two peaks (0: never split); holes up to cell_split_hole_px pixels inside a
+        # cell do not dent that map.
         "cell_min_area": integer(1, 1_000_000, default=50),
         "cell_split_depth": number(0.0, 1000.0, default=3.0),
+        "cell_split_hole_px": integer(0, 1_000_000, default=30),  # = cells.SPLIT_HOLE_PX
         # Per-cell measurements and 16-bit cell label PNGs; by default beside output_dir.
         "cells_csv": path(default=None),
         "labels_dir": path(default=None),

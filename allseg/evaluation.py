@@ -5,6 +5,7 @@ import keras
 import numpy as np
 
 from allseg.cell_scoring import score_cells, summarize_cells
+from allseg.cells import cell_settings
 from allseg.dataset import ALLDataset
 from allseg.eval_pictures import histograms, worst_gallery
 from allseg.engines import load_predictor
@@ -47,8 +48,7 @@ def evaluate(cfg, model=None):
             pair = next(pairs)
             truth = read_mask(pair.mask)
             pred = to_mask(prob, *truth.shape, min_area=cfg.model.min_area)
-            cells, true_labels, pred_labels, match = score_cells(pred, truth, c.cell_min_area,
-                                                                 c.cell_split_depth)
+            cells, true_labels, pred_labels, match = score_cells(pred, truth, *cell_settings(c))
             rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category,
                          "cells": cells})
             # the few lowest cell F1s so far, with what it takes to draw them
@@ -57,7 +57,7 @@ def evaluate(cfg, model=None):
         progress.add(n)
 
     def cell_summary(some):
-        return summarize_cells([r["cells"] for r in some], c.cell_min_area, c.cell_split_depth)
+        return summarize_cells([r["cells"] for r in some], *cell_settings(c))
 
     categories = sorted({r["category"] for r in rows})
     summary = summarize(rows, loss=loss_sum / len(data), binary_accuracy=correct / pixels)

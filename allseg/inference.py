@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from scipy import ndimage
 
-from allseg.cells import cells_csv, count_row, counts_csv, label_cells, measure_cells
+from allseg.cells import cell_settings, cells_csv, count_row, counts_csv, label_cells, measure_cells
 from allseg.engines import load_predictor
 from allseg.errors import DataError, UserError
 from allseg.files import write_text
@@ -81,7 +81,7 @@ def _write_outputs(path, rgb, mask, dirs, want_tile, c):
     """Writes one image's mask, cell labels and overlay; returns (path, mask path, cell-count
     row, per-cell rows, montage column or None)."""
     output_dir, overlay_dir, labels_dir = dirs
-    labels = label_cells(mask, c.cell_min_area, c.cell_split_depth)
+    labels = label_cells(mask, *cell_settings(c))
     if labels.max() > np.iinfo(np.uint16).max:
         raise DataError(f"{path}: {labels.max()} cells do not fit a 16-bit label PNG")
     mask_png = (mask * 255).astype(np.uint8)

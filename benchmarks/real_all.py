@@ -25,6 +25,7 @@ import numpy as np
 from common import ROOT, reference_split, run, write_config
 
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
+from allseg.cells import cell_settings  # noqa: E402
 from allseg.config import load_config  # noqa: E402
 from allseg.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
 from allseg.pairing import find_category_pairs, split_pairs  # noqa: E402
@@ -75,8 +76,8 @@ def scores(preds, items, c):
     """Pixel and cell scores against the truth (all pairs; trusted pairs) and cell scores against
     the visible cells."""
     def cells(pairs_of_masks):
-        rows = [score_cells(p, t, c.cell_min_area, c.cell_split_depth)[0] for p, t in pairs_of_masks]
-        return {k: v for k, v in summarize_cells(rows, c.cell_min_area, c.cell_split_depth).items()
+        rows = [score_cells(p, t, *cell_settings(c))[0] for p, t in pairs_of_masks]
+        return {k: v for k, v in summarize_cells(rows, *cell_settings(c)).items()
                 if k != "per_image"}
 
     trusted = [i for i, item in enumerate(items) if not item[4]]
@@ -102,8 +103,7 @@ def outline_montage(items, preds, c, public_path, private_path):
 
     public, private = [], []
     for (pair, rgb, truth, visible, _), pred in list(zip(items, preds))[:MONTAGE_ROWS]:
-        s, true_labels, pred_labels, match = score_cells(pred, visible, c.cell_min_area,
-                                                         c.cell_split_depth)
+        s, true_labels, pred_labels, match = score_cells(pred, visible, *cell_settings(c))
         matched_true = {t for t, _, _ in match["pairs"]}
         matched_pred = {p for _, p, _ in match["pairs"]}
         view = np.zeros(rgb.shape, np.uint8)

@@ -15,15 +15,16 @@ from common import ROOT
 from real_all import load_items, probabilities, validation_pairs
 
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
+from allseg.cells import cell_settings  # noqa: E402
 from allseg.config import load_config  # noqa: E402
 
 THRESHOLDS = (0.4, 0.5, 0.6, 0.7)
 
 
 def cell_summary(masks, references, c):
-    rows = [score_cells(m, r, c.cell_min_area, c.cell_split_depth)[0]
+    rows = [score_cells(m, r, *cell_settings(c))[0]
             for m, r in zip(masks, references)]
-    s = summarize_cells(rows, c.cell_min_area, c.cell_split_depth)
+    s = summarize_cells(rows, *cell_settings(c))
     return {k: s[k] for k in ("tp", "fp", "fn", "f1", "precision", "recall", "count_mae",
                               "count_bias")}
 

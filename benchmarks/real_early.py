@@ -21,6 +21,7 @@ import numpy as np
 from common import DEFAULT_DATA, ROOT, read_summary, reference_split, run, write_config
 
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
+from allseg.cells import cell_settings  # noqa: E402
 from allseg.config import load_config  # noqa: E402
 from allseg.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
 from allseg.pairing import find_pairs  # noqa: E402
@@ -37,8 +38,8 @@ def scored(named_preds_truths, c):
     items = list(named_preds_truths)
     summary = summarize([score_image(n, p, t) for n, p, t in items])
     summary["cells"] = summarize_cells(
-        [score_cells(p, t, c.cell_min_area, c.cell_split_depth)[0] for _, p, t in items],
-        c.cell_min_area, c.cell_split_depth)
+        [score_cells(p, t, *cell_settings(c))[0] for _, p, t in items],
+        *cell_settings(c))
     return summary
 
 

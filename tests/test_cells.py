@@ -6,7 +6,7 @@ import pytest
 
 from allseg.cell_scoring import (hausdorff95, match_cells, normalized_surface_dice, score_cells,
                                  summarize_cells)
-from allseg.cells import label_cells, measure_cells
+from allseg.cells import SPLIT_HOLE_PX, fill_small_holes, label_cells, measure_cells
 
 
 def disc(shape, centre, radius):
@@ -39,6 +39,28 @@ def test_a_ring_stays_one_hollow_cell():
     (cell,) = measure_cells(labels, np.zeros((40, 40, 3), np.uint8))
     # area / convex area: about (15^2 - 9^2) / 15^2 = 0.64 for a hollow cell, 1 for a filled one
     assert 0.55 < cell["solidity"] < 0.72
+
+
+def test_a_speckled_interior_does_not_split_a_cell():
+    # A disc (radius 14) with a line of five 2x2 holes down its middle, as a thresholded truth
+    # has them: the holes dent the distance map into a peak either side of the line.
+    cell = disc((40, 40), (20, 20), 14)
+    for top in range(8, 33, 5):
+        cell &= ~square((40, 40), top, 19, 2)
+    assert label_cells(cell, min_area=50, split_depth=2, split_hole_px=0).max() == 2
+    labels = label_cells(cell, min_area=50, split_depth=2)
+    assert SPLIT_HOLE_PX >= 4 and labels.max() == 1
+    assert np.array_equal(labels > 0, cell)  # the holes stay background
+
+
+def test_only_small_enclosed_holes_are_filled():
+    mask = square((30, 60), 2, 2, 14) & ~square((30, 60), 6, 6, 5)  # hole of 25 px
+    mask |= square((30, 60), 2, 20, 14) & ~square((30, 60), 5, 23, 7)  # hole of 49 px
+    mask |= square((30, 60), 16, 40, 14) & ~square((30, 60), 25, 44, 5)  # notch open to the edge
+    filled = fill_small_holes(mask, 30)
+    assert np.count_nonzero(filled & ~mask) == 25
+    assert filled[8, 8] and not filled[8, 26] and not filled[29, 46]
+    assert np.array_equal(fill_small_holes(mask, 0), mask)
 
 
 def test_a_speck_is_not_a_cell():
