@@ -53,6 +53,19 @@ def test_a_speckled_interior_does_not_split_a_cell():
     assert np.array_equal(labels > 0, cell)  # the holes stay background
 
 
+def test_a_solid_prediction_of_a_speckled_true_cell_is_one_match():
+    pred = disc((40, 40), (20, 20), 14)
+    truth = pred.copy()
+    for top in range(8, 33, 5):
+        truth &= ~square((40, 40), top, 19, 2)
+    old, *_ = score_cells(pred, truth, min_area=50, split_depth=2, split_hole_px=0)
+    assert (old["n_true"], old["n_pred"], old["fn"]) == (2, 1, 1)  # two halves: one is missed
+    row, *_ = score_cells(pred, truth, min_area=50, split_depth=2)
+    assert (row["n_true"], row["n_pred"], row["tp"], row["fp"], row["fn"]) == (1, 1, 1, 0, 0)
+    summary = summarize_cells([row], min_area=50, split_depth=2)
+    assert summary["definition"]["split_hole_px"] == SPLIT_HOLE_PX
+
+
 def test_only_small_enclosed_holes_are_filled():
     mask = square((30, 60), 2, 2, 14) & ~square((30, 60), 6, 6, 5)  # hole of 25 px
     mask |= square((30, 60), 2, 20, 14) & ~square((30, 60), 5, 23, 7)  # hole of 49 px
