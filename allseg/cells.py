@@ -45,7 +45,8 @@ def label_cells(mask, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):
 
 def fill_small_holes(mask, max_px):
     """The mask with every background region of at most max_px pixels that does not reach the
-    image edge filled (background 4-connected, the complement of 8-connected foreground)."""
+    image edge filled (background 4-connected, the complement of 8-connected foreground).
+    skimage's remove_small_holes would also fill a small notch of background at the edge."""
     if max_px <= 0:
         return mask
     holes, _ = ndimage.label(~mask)
