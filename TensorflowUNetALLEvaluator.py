@@ -26,7 +26,9 @@ def main(config_path):
           f"IoU >= 0.5): F1 {cells['f1']:.4f} (precision {cells['precision']:.4f}, recall "
           f"{cells['recall']:.4f}; {cells['tp']} found, {cells['fn']} missed, {cells['fp']} false "
           f"of {cells['n_true']} true), panoptic quality {cells['panoptic_quality']:.4f}")
-    print(f"Cell count error {cells['count_mae']:.3f} per image (bias {cells['count_bias']:+.3f}); "
+    print(f"Cell count error {cells['count_mae']:.3f} per image (bias {cells['count_bias']:+.3f}; "
+          f"{cells['split_true']} true cells split, {cells['merged_pred']} predicted cells merging "
+          f"true ones); "
           f"on the cells only: Dice {cells['dice']:.4f}, NSD at 2 px {cells['nsd_2px']:.4f}, "
           f"HD95 {_px(cells['hd95'])}")
     if len(s["per_category"]) > 1:

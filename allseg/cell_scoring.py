@@ -16,14 +16,31 @@ IOU_MATCH = 0.5     # a true and a predicted cell are the same cell at this IoU 
 NSD_TOLERANCE = 2   # pixels; normalized surface Dice (Nikolov et al. 2021)
 
 
+def joint_counts(true_labels, pred_labels):
+    """Pixels shared by true label i (row) and predicted label j (column), background 0 included."""
+    n_true, n_pred = int(true_labels.max()), int(pred_labels.max())
+    return np.bincount(true_labels.ravel().astype(np.int64) * (n_pred + 1) + pred_labels.ravel(),
+                       minlength=(n_true + 1) * (n_pred + 1)).reshape(n_true + 1, n_pred + 1)
+
+
 def iou_matrix(true_labels, pred_labels):
     """IoU of every true cell (rows) with every predicted cell (columns); labels 1..n."""
-    n_true, n_pred = int(true_labels.max()), int(pred_labels.max())
-    joint = np.bincount(true_labels.ravel().astype(np.int64) * (n_pred + 1) + pred_labels.ravel(),
-                        minlength=(n_true + 1) * (n_pred + 1)).reshape(n_true + 1, n_pred + 1)
+    joint = joint_counts(true_labels, pred_labels)
     inter = joint[1:, 1:]
     union = joint[1:, :].sum(1)[:, None] + joint[:, 1:].sum(0)[None, :] - inter
     return inter / np.maximum(union, 1)
+
+
+def splits_and_merges(true_labels, pred_labels):
+    """Why counts differ: a true cell is split when two or more predicted cells lie mostly (over
+    half their pixels) inside it; a predicted cell is merged when two or more true cells lie mostly
+    inside it. Majority makes each cell belong to at most one cell of the other side."""
+    joint = joint_counts(true_labels, pred_labels)
+    inter = joint[1:, 1:]
+    pred_inside = inter * 2 > joint[:, 1:].sum(0)[None, :]   # predicted cell j mostly in true i
+    true_inside = inter * 2 > joint[1:, :].sum(1)[:, None]   # true cell i mostly in predicted j
+    return {"split_true": int(np.count_nonzero(pred_inside.sum(1) >= 2)),
+            "merged_pred": int(np.count_nonzero(true_inside.sum(0) >= 2))}
 
 
 def match_cells(true_labels, pred_labels, threshold=IOU_MATCH):
@@ -97,7 +114,7 @@ def score_cells(pred_mask, truth_mask, min_area, split_depth=0.0, split_hole_px=
     fp_px, fn_px = int(np.count_nonzero(pred)) - tp_px, int(np.count_nonzero(truth)) - tp_px
     nsd, hd95 = boundary_scores(pred, truth)
     row = {**{k: match[k] for k in ("n_true", "n_pred", "tp", "fp", "fn")},
-           "iou_sum": round(match["iou_sum"], 6),
+           "iou_sum": round(match["iou_sum"], 6), **splits_and_merges(true_labels, pred_labels),
            **detection_scores(match["tp"], match["fp"], match["fn"], match["iou_sum"]),
            "dice": dice(tp_px, fp_px, fn_px), "tp_px": tp_px, "fp_px": fp_px, "fn_px": fn_px,
            "nsd_2px": nsd, "hd95": hd95}
@@ -115,6 +132,7 @@ def summarize_cells(rows, min_area, split_depth, split_hole_px=SPLIT_HOLE_PX):
     return {
         "num_images": len(rows), "n_true": total("n_true"), "n_pred": total("n_pred"),
         "tp": tp, "fp": fp, "fn": fn, "iou_sum": round(total("iou_sum"), 6),
+        "split_true": total("split_true"), "merged_pred": total("merged_pred"),
         **detection_scores(tp, fp, fn, total("iou_sum")),
         "mean_image_f1": float(np.mean([r["f1"] for r in rows])) if rows else None,
         "count_mae": float(np.abs(errors).mean()) if rows else None,

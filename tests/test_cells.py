@@ -166,3 +166,18 @@ def test_cell_scores_leave_specks_out_of_both_masks():
     row, *_ = score_cells(pred, truth, min_area=50)
     assert (row["n_true"], row["n_pred"], row["f1"]) == (1, 1, 1.0)
     assert (row["dice"], row["nsd_2px"], row["hd95"]) == (1.0, 1.0, 0.0)
+
+
+def test_a_bridged_pair_against_two_cells_is_counted_as_a_split_or_a_merge():
+    shape = (40, 80)
+    apart = disc(shape, (20, 20), 10) | disc(shape, (20, 44), 10)   # 3 px of background between
+    bridged = apart | square(shape, 18, 28, 10)                      # a 10 px square joins them
+    split, *_ = score_cells(apart, bridged, min_area=50)
+    assert (split["n_true"], split["n_pred"], split["split_true"], split["merged_pred"]) == (1, 2, 1, 0)
+    assert (split["tp"], split["fp"], split["fn"]) == (0, 2, 1)   # each half has IoU under 0.5
+    merged, *_ = score_cells(bridged, apart, min_area=50)
+    assert (merged["n_true"], merged["n_pred"], merged["split_true"], merged["merged_pred"]) == (2, 1, 0, 1)
+    same, *_ = score_cells(apart, apart, min_area=50)
+    assert (same["split_true"], same["merged_pred"]) == (0, 0)
+    summary = summarize_cells([split, merged, same], min_area=50, split_depth=0)
+    assert (summary["split_true"], summary["merged_pred"]) == (1, 1)
