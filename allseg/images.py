@@ -50,9 +50,10 @@ def read_rgb(path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def mask_from_segmented(rgb: np.ndarray) -> np.ndarray:
-    """Boolean HxW: where the segmented image is not black (grayscale > 30)."""
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) > MASK_GRAY_THRESHOLD
+def mask_from_segmented(rgb: np.ndarray, threshold: int = MASK_GRAY_THRESHOLD) -> np.ndarray:
+    """Boolean HxW: where the segmented image is not black (grayscale above threshold, by
+    default the dataset's 30)."""
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) > threshold
 
 
 def read_mask(path) -> np.ndarray:

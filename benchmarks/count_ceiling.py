@@ -14,13 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
-
 from common import ROOT
 
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
 from allseg.cells import SPLIT_HOLE_PX  # noqa: E402
-from allseg.images import MASK_GRAY_THRESHOLD, read_rgb  # noqa: E402
+from allseg.images import MASK_GRAY_THRESHOLD, mask_from_segmented, read_rgb  # noqa: E402
 from allseg.pairing import category_names, find_pairs  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "leukemia-all"
@@ -31,8 +29,8 @@ KEYS = ("n_true", "n_pred", "f1", "count_mae", "count_bias", "split_true", "merg
 
 def truths_at(path, thresholds):
     """The mask of one Segmented image at the dataset's threshold and at each other one."""
-    gray = cv2.cvtColor(read_rgb(path), cv2.COLOR_RGB2GRAY)
-    return gray > MASK_GRAY_THRESHOLD, {t: gray > t for t in thresholds}
+    rgb = read_rgb(path)
+    return mask_from_segmented(rgb), {t: mask_from_segmented(rgb, t) for t in thresholds}
 
 
 def category_scores(pairs, thresholds):
