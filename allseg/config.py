@@ -91,6 +91,8 @@ SCHEMA = {
         # Prediction settings: evaluation and inference both use them, so their masks agree.
         "tta_flips": flag(default=False),
         "min_area": integer(0, 1_000_000, default=0),
+        # A pixel is blast where the predicted probability is above this.
+        "threshold": number(0.0, 1.0, default=0.5, lo_open=True, hi_open=True),
     },
     "train": {
         "epochs": integer(1, 100000),

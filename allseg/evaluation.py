@@ -12,7 +12,7 @@ from allseg.engines import load_predictor
 from allseg.files import write_json
 from allseg.images import read_mask, read_rgb
 from allseg.pairing import describe
-from allseg.predict import THRESHOLD, predict_probabilities, to_mask
+from allseg.predict import predict_probabilities, to_mask
 from allseg.scoring import score_image, summarize
 from allseg.truth_audit import trusted_pairs
 
@@ -42,12 +42,12 @@ def evaluate(cfg, model=None):
         n = len(probs)
         # The loss and accuracy the seed printed: at the model's size, over the batch.
         loss_sum += float(model.loss(masks[..., None], probs[..., None])) * n
-        correct += int(np.count_nonzero((probs > THRESHOLD) == (masks > 0.5)))
+        correct += int(np.count_nonzero((probs > cfg.model.threshold) == (masks > 0.5)))
         pixels += probs.size
         for prob in probs:
             pair = next(pairs)
             truth = read_mask(pair.mask)
-            pred = to_mask(prob, *truth.shape, min_area=cfg.model.min_area)
+            pred = to_mask(prob, *truth.shape, cfg.model.min_area, cfg.model.threshold)
             cells, true_labels, pred_labels, match = score_cells(pred, truth, *cell_settings(c))
             rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category,
                          "cells": cells})

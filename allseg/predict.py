@@ -4,7 +4,7 @@ import numpy as np
 
 from allseg.images import resize_image, resize_probability
 
-THRESHOLD = 0.5
+THRESHOLD = 0.5  # the [model] threshold key's default
 
 
 def predict_probabilities(model, images, tta_flips=False):
@@ -30,9 +30,9 @@ def remove_small_components(mask, min_area):
     return keep[labels]
 
 
-def to_mask(prob, height, width, min_area=0):
+def to_mask(prob, height, width, min_area=0, threshold=THRESHOLD):
     """A probability map at the model's size -> a boolean mask at (height, width)."""
-    mask = resize_probability(prob, height, width) > THRESHOLD
+    mask = resize_probability(prob, height, width) > threshold
     return remove_small_components(mask, min_area)
 
 
@@ -49,11 +49,11 @@ def predict_masks(model, rgbs, m, batch_size=None, tiled=False):
     [model] section ``m`` for the input size and the prediction settings. tiled=True segments
     images larger than the model's input at their own resolution, tile by tile."""
     if tiled:
-        return [remove_small_components(predict_tiled(model, rgb, m, batch_size) > THRESHOLD,
+        return [remove_small_components(predict_tiled(model, rgb, m, batch_size) > m.threshold,
                                          m.min_area) for rgb in rgbs]
     x = np.stack([resize_image(rgb, m.image_height, m.image_width) for rgb in rgbs])
     probs = predict_probabilities(model, _pad_batch(x, batch_size), m.tta_flips)
-    return [to_mask(prob, *rgb.shape[:2], min_area=m.min_area) for rgb, prob in zip(rgbs, probs)]
+    return [to_mask(prob, *rgb.shape[:2], m.min_area, m.threshold) for rgb, prob in zip(rgbs, probs)]
 
 
 def tile_starts(length, tile):

@@ -59,10 +59,9 @@ def probabilities(model, items, tta=False):
     return probs
 
 
-def predict(model, items, tta):
-    from allseg.predict import THRESHOLD
-
-    return [prob > THRESHOLD for prob in probabilities(model, items, tta)]
+def predict(model, items, m):
+    """Masks at each image's own size, with the [model] section's flips and threshold."""
+    return [prob > m.threshold for prob in probabilities(model, items, m.tta_flips)]
 
 
 def validation_pairs(cfg):
@@ -192,7 +191,7 @@ def main():
         for part, its in items.items():
             if name != next(iter(models)) and part == "Early (validation)":
                 continue  # a compared Early model may have trained on these images
-            preds = predict(model, its, cfg.model.tta_flips)
+            preds = predict(model, its, cfg.model)
             results[name][part] = scores(preds, its, c)
             if name == next(iter(models)) and part == "Pro (validation)":
                 outline_montage(its, preds, c, args.assets / "real_all_pro_montage.png",

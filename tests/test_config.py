@@ -70,6 +70,8 @@ def test_value_that_would_run_code_is_refused_and_never_run(tmp_path):
      "[train] augment_color = 2.5: allowed: a number in [0.0, 2.0]"),
     ("batch_size     = 4", "batch_size     = 4\nskip_flagged_truth = 1",
      "[train] skip_flagged_truth = 1: allowed: True or False"),
+    ("show_summary   = False", "show_summary   = False\nthreshold = 1.0",
+     "[model] threshold = 1.0: allowed: a number in (0.0, 1.0)"),
     ("show_summary   = False", "show_summary   = False\nstain_normalize = \"yes\"",
      "[model] stain_normalize = \"yes\": allowed: True or False"),
     ("batch_size     = 4", 'batch_size     = 4\nadd_stained_cells = "Benign"',

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from allseg.augment import augment
 from allseg.model import build_unet
-from allseg.predict import predict_probabilities, remove_small_components, to_mask
+from allseg.predict import predict_masks, predict_probabilities, remove_small_components, to_mask
 
 
 def test_flips_and_turns_move_image_and_mask_together():
@@ -68,6 +68,28 @@ def test_speck_removal_keeps_large_regions_only():
     assert remove_small_components(mask, 0).sum() == 37
     prob = mask.astype(np.float32)
     assert to_mask(prob, 40, 40, min_area=0).shape == (40, 40)
+
+
+def test_decision_threshold_decides_which_pixels_are_blast():
+    prob = np.array([[0.45, 0.55, 0.65]], np.float32)
+    assert to_mask(prob, 1, 3).tolist() == [[False, True, True]]  # default 0.5
+    assert to_mask(prob, 1, 3, threshold=0.6).tolist() == [[False, False, True]]
+
+
+class _Unsure:
+    """A stand-in model that gives every pixel a blast probability of 0.55."""
+
+    def predict_on_batch(self, x):
+        return np.full(x.shape[:3] + (1,), 0.55, np.float32)
+
+
+@pytest.mark.parametrize("threshold, blast", [(0.5, True), (0.6, False)])
+def test_config_threshold_reaches_the_masks_inference_writes(threshold, blast):
+    from types import SimpleNamespace
+    m = SimpleNamespace(image_height=8, image_width=8, tta_flips=False, min_area=0,
+                        threshold=threshold)
+    (mask,) = predict_masks(_Unsure(), [np.zeros((12, 10, 3), np.uint8)], m)
+    assert mask.shape == (12, 10) and bool(mask.all()) is blast and bool(mask.any()) is blast
 
 
 
