@@ -6,7 +6,8 @@ On the trainer's validation images (the 158 it holds out of Early's 788 referenc
 images; the test images are never touched), the model's mask is scored as cells are (threshold
 0.5, cells >= 50 px, split depth 3), then again with one kind of error taken away by the truth:
 
-- every cell detected right: predicted cells without a match removed, missed true cells added;
+- every cell detected right: predicted cells without a match removed, missed true cells added
+  (or only those under 100 px: the threshold's platelet clumps, dots and smudges are that small);
 - the truth's holes given: pixels inside a true cell's outline that the truth leaves out are
   removed from the prediction too (all holes, or only those of at most 2 px);
 - both.
@@ -33,7 +34,7 @@ from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
 from allseg.images import read_mask, read_rgb  # noqa: E402
 from allseg.pairing import split_pairs  # noqa: E402
 
-MIN_AREA, DEPTH, PINHOLE_PX = 50, 3.0, 2
+MIN_AREA, DEPTH, PINHOLE_PX, SMALL_CELL_PX = 50, 3.0, 2, 100
 CARVE_THRESHOLDS = (0.3, 0.5)
 
 
@@ -46,12 +47,30 @@ def cell_holes(cells, max_px=None):
     return (np.bincount(labels.ravel()) <= max_px)[labels] & holes
 
 
-def detected_right(true_labels, pred_labels, match):
-    """The prediction with its unmatched cells removed and the truth's missed cells added."""
-    matched_true = [t for t, _, _ in match["pairs"]]
-    matched_pred = [p for _, p, _ in match["pairs"]]
-    missed = (true_labels > 0) & ~np.isin(true_labels, matched_true)
-    return np.isin(pred_labels, matched_pred) & (pred_labels > 0) | missed
+def detected_right(true_labels, pred_labels, match, below_px=None):
+    """The prediction with its unmatched cells removed and the truth's missed cells added (only
+    those under below_px pixels, if given)."""
+    def unmatched(labels, matched):
+        small = np.bincount(labels.ravel()) < (below_px or np.inf)
+        return (labels > 0) & ~np.isin(labels, matched) & small[labels]
+
+    false = unmatched(pred_labels, [p for _, p, _ in match["pairs"]])
+    missed = unmatched(true_labels, [t for t, _, _ in match["pairs"]])
+    return (pred_labels > 0) & ~false | missed
+
+
+def small_cell_counts(true_labels, pred_labels, match):
+    """(true cells, those under SMALL_CELL_PX; missed cells, those small; false cells, small)."""
+    def sizes(labels, matched):
+        area = np.bincount(labels.ravel())[1:]
+        unmatched = np.ones(len(area), bool)
+        unmatched[np.asarray(matched, int) - 1] = False
+        return area, area[unmatched]
+
+    true_area, missed = sizes(true_labels, [t for t, _, _ in match["pairs"]])
+    _, false = sizes(pred_labels, [p for _, p, _ in match["pairs"]])
+    small = lambda a: int(np.count_nonzero(a < SMALL_CELL_PX))  # noqa: E731
+    return np.array([len(true_area), small(true_area), len(missed), small(missed), small(false)])
 
 
 def pixel_features(rgb):
@@ -91,6 +110,10 @@ def fit_hole_classifier(data, per_image=4000, images=300):
                                                                             np.concatenate(y))
 
 
+def result_false(rows):
+    return sum(r["fp"] for r in rows["the model as it is"])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, required=True)
@@ -110,6 +133,7 @@ def main():
 
     rows = {}
     hole_counts, hole_scores, hole_truths = [], [], []
+    cell_counts = np.zeros(5, int)  # true cells, of them small; missed, of them small; false, small
 
     def add(name, pred, truth):
         rows.setdefault(name, []).append(score_cells(pred, truth, MIN_AREA, DEPTH)[0])
@@ -122,7 +146,10 @@ def main():
         holes, pinholes = cell_holes(true_cells), cell_holes(true_cells, PINHOLE_PX)
         hole_counts.append((ndimage.label(holes)[1], ndimage.label(pinholes)[1]))
         detected = detected_right(true_labels, pred_labels, match)
+        cell_counts += small_cell_counts(true_labels, pred_labels, match)
         add("every cell detected right", detected, truth)
+        add(f"every cell under {SMALL_CELL_PX} px detected right",
+            detected_right(true_labels, pred_labels, match, SMALL_CELL_PX), truth)
         add(f"the truth's holes of <= {PINHOLE_PX} px given", pred & ~pinholes, truth)
         add("all the truth's holes given", pred & ~holes, truth)
         add("every cell detected right and all holes given", detected & ~holes, truth)
@@ -148,11 +175,18 @@ def main():
               "truth_holes_per_image": float(counts[:, 0].mean()),
               f"truth_holes_of_at_most_{PINHOLE_PX}px_per_image": float(counts[:, 1].mean()),
               "hole_classifier_average_precision": float(hole_ap),
+              **dict(zip(("true_cells", f"true_cells_under_{SMALL_CELL_PX}px", "missed_cells",
+                          f"missed_cells_under_{SMALL_CELL_PX}px",
+                          f"false_cells_under_{SMALL_CELL_PX}px"), cell_counts.tolist())),
+              "false_cells": int(result_false(rows)),
               "rows": table}
     lines = [f"{len(pairs)} validation images; the truth's cells hold {counts[:, 0].mean():.1f} holes "
              f"per image, {counts[:, 1].mean():.1f} of them of at most {PINHOLE_PX} px. The pixel "
              f"classifier finds the truth's hole pixels inside its cells with an average precision "
-             f"of {hole_ap:.2f}.", "",
+             f"of {hole_ap:.2f}.",
+             f"Of {cell_counts[0]} true cells, {cell_counts[1]} are under {SMALL_CELL_PX} px; of the "
+             f"{cell_counts[2]} the model missed, {cell_counts[3]} are; of its "
+             f"{result_false(rows)} false cells, {cell_counts[4]} are.", "",
              "| change | cell F1 | count error | Dice, cells | NSD 2 px, cells |", "|---|---|---|---|---|"]
     lines += [f"| {r['change']} | {r['f1']:.4f} | {r['count_mae']:.3f} | {r['dice']:.4f} "
               f"| {r['nsd_2px']:.4f} |" for r in table]
