@@ -95,19 +95,23 @@ MEASUREMENTS = ("cell", "area_px", "perimeter_px", "equivalent_diameter_px", "ci
 
 def measure_cells(labels, rgb):
     """One dict per cell (in label order) with the MEASUREMENTS; lengths in pixels. The bounding
-    box is [row0, row1) x [col0, col1). Circularity is 4*pi*area/perimeter^2: about 1 for a disc,
-    lower for ragged or elongated cells (on a pixel grid a disc scores a little under or over 1)."""
+    box is [row0, row1) x [col0, col1). Area counts the cell's pixels in the mask. Perimeter and
+    circularity (4*pi*area/perimeter^2, with holes filled: about 1 for a disc, lower for ragged or
+    elongated cells; on a pixel grid a disc scores a little under or over 1) describe the cell's
+    outline: a pinhole left by the threshold would otherwise add its rim to the perimeter (two
+    one-pixel holes in a disc of radius 10 add 17%) and make a round cell look ragged."""
     height, width = labels.shape
     rows = []
     for region in measure.regionprops(labels, intensity_image=rgb):
         r0, c0, r1, c1 = region.bbox
-        perimeter = float(region.perimeter)
+        perimeter = float(measure.perimeter(region.image_filled))
         red, green, blue = (float(v) for v in region.intensity_mean)
         rows.append({
             "cell": int(region.label), "area_px": int(region.area),
             "perimeter_px": round(perimeter, 2),
             "equivalent_diameter_px": round(float(region.equivalent_diameter_area), 2),
-            "circularity": round(4 * math.pi * region.area / perimeter ** 2, 4) if perimeter else 0.0,
+            "circularity": (round(4 * math.pi * region.area_filled / perimeter ** 2, 4)
+                            if perimeter else 0.0),
             "solidity": round(float(region.solidity), 4),
             "eccentricity": round(float(region.eccentricity), 4),
             "mean_red": round(red, 1), "mean_green": round(green, 1), "mean_blue": round(blue, 1),

@@ -103,6 +103,19 @@ def test_measurements_of_a_rectangle_on_the_border():
     assert inner["touches_border"] is False
 
 
+def test_pinholes_do_not_make_a_round_cell_look_ragged():
+    rows, cols = np.mgrid[:41, :41]
+    disc = (rows - 20) ** 2 + (cols - 20) ** 2 <= 100
+    holed = disc.copy()
+    holed[20, 20] = holed[14, 22] = False  # two one-pixel holes, as a colour threshold leaves
+    rgb = np.zeros((41, 41, 3), np.uint8)
+    (solid,) = measure_cells(label_cells(disc, min_area=1), rgb)
+    (cell,) = measure_cells(label_cells(holed, min_area=1), rgb)
+    assert cell["area_px"] == solid["area_px"] - 2
+    assert cell["perimeter_px"] == solid["perimeter_px"]
+    assert cell["circularity"] == solid["circularity"] > 0.9
+
+
 def test_matching_is_one_to_one_at_iou_one_half():
     shape = (40, 80)
     truth = label_cells(square(shape, 5, 5, 10) | square(shape, 5, 30, 10), min_area=1)
