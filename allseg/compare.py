@@ -1,8 +1,9 @@
 """Two settings scored on the same images: is the difference larger than the images' noise?
 
-A lever that moves a score by less than one image more or less would move it can look like a
-gain on 158 validation images and a loss on the test set. The percentile bootstrap over images,
-resampling the same images for both sides, gives the interval a difference must clear."""
+A lever whose gain is no larger than what swapping a few images in or out would change can
+look like a gain on 158 validation images and a loss on the test set. The percentile bootstrap
+over images, resampling the same images for both sides, gives the interval a difference must
+clear."""
 import numpy as np
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from scipy import ndimage
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import average_precision_score
 
 from common import DEFAULT_DATA, ROOT
 from truth_ceiling import validation_pairs
@@ -59,18 +61,18 @@ def detected_right(true_labels, pred_labels, match, below_px=None):
     return (pred_labels > 0) & ~false | missed
 
 
-def small_cell_counts(true_labels, pred_labels, match):
-    """(true cells, those under SMALL_CELL_PX; missed cells, those small; false cells, small)."""
-    def sizes(labels, matched):
+def cell_tally(true_labels, pred_labels, match):
+    """[true cells, missed, false], each as (all, under SMALL_CELL_PX pixels)."""
+    def unmatched_areas(labels, matched):
         area = np.bincount(labels.ravel())[1:]
         unmatched = np.ones(len(area), bool)
         unmatched[np.asarray(matched, int) - 1] = False
         return area, area[unmatched]
 
-    true_area, missed = sizes(true_labels, [t for t, _, _ in match["pairs"]])
-    _, false = sizes(pred_labels, [p for _, p, _ in match["pairs"]])
-    small = lambda a: int(np.count_nonzero(a < SMALL_CELL_PX))  # noqa: E731
-    return np.array([len(true_area), small(true_area), len(missed), small(missed), small(false)])
+    true_area, missed = unmatched_areas(true_labels, [t for t, _, _ in match["pairs"]])
+    _, false = unmatched_areas(pred_labels, [p for _, p, _ in match["pairs"]])
+    return np.array([[len(a), np.count_nonzero(a < SMALL_CELL_PX)]
+                     for a in (true_area, missed, false)])
 
 
 def pixel_features(rgb):
@@ -85,14 +87,13 @@ def pixel_features(rgb):
 
 def inside(mask):
     """The mask's outline filled, less a 1-pixel rim: where a hole can be."""
-    return cv2.erode(ndimage.binary_fill_holes(mask).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    filled = ndimage.binary_fill_holes(mask).astype(np.uint8)
+    return cv2.erode(filled, np.ones((3, 3), np.uint8)) > 0
 
 
 def fit_hole_classifier(data, per_image=4000, images=300):
     """Gradient boosting on pixels inside the truth's cells of the trainer's training images:
     hole (the truth leaves it out) or cell."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
     with open(data / "split.csv", newline="") as handle:
         names = sorted((r["filename"] for r in csv.DictReader(handle) if r["split"] == "train"),
                        key=lambda n: Path(n).stem)
@@ -102,16 +103,13 @@ def fit_hole_classifier(data, per_image=4000, images=300):
     for name in train[:images]:
         truth = read_mask(data / "Segmented" / "Early" / name)
         where = inside(truth)
-        features, holes = pixel_features(read_rgb(data / "Original" / "Early" / name))[where], ~truth[where]
+        features = pixel_features(read_rgb(data / "Original" / "Early" / name))[where]
+        holes = ~truth[where]
         pick = rng.choice(len(holes), min(per_image, len(holes)), replace=False)
         x.append(features[pick])
         y.append(holes[pick])
     return HistGradientBoostingClassifier(max_iter=300, random_state=0).fit(np.concatenate(x),
                                                                             np.concatenate(y))
-
-
-def result_false(rows):
-    return sum(r["fp"] for r in rows["the model as it is"])
 
 
 def main():
@@ -133,7 +131,7 @@ def main():
 
     rows = {}
     hole_counts, hole_scores, hole_truths = [], [], []
-    cell_counts = np.zeros(5, int)  # true cells, of them small; missed, of them small; false, small
+    tally = np.zeros((3, 2), int)
 
     def add(name, pred, truth):
         rows.setdefault(name, []).append(score_cells(pred, truth, MIN_AREA, DEPTH)[0])
@@ -146,7 +144,7 @@ def main():
         holes, pinholes = cell_holes(true_cells), cell_holes(true_cells, PINHOLE_PX)
         hole_counts.append((ndimage.label(holes)[1], ndimage.label(pinholes)[1]))
         detected = detected_right(true_labels, pred_labels, match)
-        cell_counts += small_cell_counts(true_labels, pred_labels, match)
+        tally += cell_tally(true_labels, pred_labels, match)
         add("every cell detected right", detected, truth)
         add(f"every cell under {SMALL_CELL_PX} px detected right",
             detected_right(true_labels, pred_labels, match, SMALL_CELL_PX), truth)
@@ -168,26 +166,25 @@ def main():
         s = summarize_cells(some, MIN_AREA, DEPTH)
         table.append({"change": name, **{k: s[k] for k in ("f1", "count_mae", "dice", "nsd_2px")}})
     counts = np.array(hole_counts)
-    from sklearn.metrics import average_precision_score
     hole_ap = average_precision_score(np.concatenate(hole_truths), np.concatenate(hole_scores))
     result = {"model": str(args.model), "images": len(pairs), "min_area_px": MIN_AREA,
               "split_depth_px": DEPTH, "threshold": 0.5,
               "truth_holes_per_image": float(counts[:, 0].mean()),
               f"truth_holes_of_at_most_{PINHOLE_PX}px_per_image": float(counts[:, 1].mean()),
               "hole_classifier_average_precision": float(hole_ap),
-              **dict(zip(("true_cells", f"true_cells_under_{SMALL_CELL_PX}px", "missed_cells",
-                          f"missed_cells_under_{SMALL_CELL_PX}px",
-                          f"false_cells_under_{SMALL_CELL_PX}px"), cell_counts.tolist())),
-              "false_cells": int(result_false(rows)),
+              **{f"{kind}_cells{size}": int(n)
+                 for kind, pair in zip(("true", "missed", "false"), tally)
+                 for size, n in zip(("", f"_under_{SMALL_CELL_PX}px"), pair)},
               "rows": table}
-    lines = [f"{len(pairs)} validation images; the truth's cells hold {counts[:, 0].mean():.1f} holes "
-             f"per image, {counts[:, 1].mean():.1f} of them of at most {PINHOLE_PX} px. The pixel "
-             f"classifier finds the truth's hole pixels inside its cells with an average precision "
-             f"of {hole_ap:.2f}.",
-             f"Of {cell_counts[0]} true cells, {cell_counts[1]} are under {SMALL_CELL_PX} px; of the "
-             f"{cell_counts[2]} the model missed, {cell_counts[3]} are; of its "
-             f"{result_false(rows)} false cells, {cell_counts[4]} are.", "",
-             "| change | cell F1 | count error | Dice, cells | NSD 2 px, cells |", "|---|---|---|---|---|"]
+    lines = [f"{len(pairs)} validation images; the truth's cells hold {counts[:, 0].mean():.1f} "
+             f"holes per image, {counts[:, 1].mean():.1f} of them of at most {PINHOLE_PX} px. The "
+             f"pixel classifier finds the truth's hole pixels inside its cells with an average "
+             f"precision of {hole_ap:.2f}.",
+             f"Of {tally[0, 0]} true cells, {tally[0, 1]} are under {SMALL_CELL_PX} px; of the "
+             f"{tally[1, 0]} the model missed, {tally[1, 1]} are; of its {tally[2, 0]} false cells, "
+             f"{tally[2, 1]} are.", "",
+             "| change | cell F1 | count error | Dice, cells | NSD 2 px, cells |",
+             "|---|---|---|---|---|"]
     lines += [f"| {r['change']} | {r['f1']:.4f} | {r['count_mae']:.3f} | {r['dice']:.4f} "
               f"| {r['nsd_2px']:.4f} |" for r in table]
     print("\n".join(lines))
