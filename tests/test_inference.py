@@ -48,7 +48,8 @@ def test_tiled_prediction_of_a_2x2_mosaic_matches_the_single_image_away_from_til
     keras.utils.set_random_seed(5)
     size = 64
     model = build_unet(size, size, base_filters=4, num_layers=2, dropout_rate=0.0)
-    m = SimpleNamespace(image_height=size, image_width=size, tta_flips=False, min_area=0)
+    m = SimpleNamespace(image_height=size, image_width=size, tta_flips=False, min_area=0,
+                        threshold=0.5)
     image = cv2.resize(make_smear(np.random.default_rng(1), "Early")[0], (size, size),
                        interpolation=cv2.INTER_AREA)
     single = predict_tiled(model, image, m)  # one tile: the plain prediction
