@@ -33,20 +33,12 @@ from common import DEFAULT_DATA, ROOT
 from truth_ceiling import validation_pairs
 
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
+from allseg.cells import fill_small_holes  # noqa: E402
 from allseg.images import read_mask, read_rgb  # noqa: E402
 from allseg.pairing import split_pairs  # noqa: E402
 
 MIN_AREA, DEPTH, PINHOLE_PX, SMALL_CELL_PX = 50, 3.0, 2, 100
 CARVE_THRESHOLDS = (0.3, 0.5)
-
-
-def cell_holes(cells, max_px=None):
-    """Background pixels enclosed by the cells (holes of at most max_px pixels, if given)."""
-    holes = ndimage.binary_fill_holes(cells) & ~cells
-    if max_px is None:
-        return holes
-    labels, _ = ndimage.label(holes)
-    return (np.bincount(labels.ravel()) <= max_px)[labels] & holes
 
 
 def detected_right(true_labels, pred_labels, match, below_px=None):
@@ -141,7 +133,9 @@ def main():
         row, true_labels, pred_labels, match = score_cells(pred, truth, MIN_AREA, DEPTH)
         rows.setdefault("the model as it is", []).append(row)
         true_cells = true_labels > 0
-        holes, pinholes = cell_holes(true_cells), cell_holes(true_cells, PINHOLE_PX)
+        # background enclosed by the cells: all of it, and the pinholes
+        holes = fill_small_holes(true_cells, true_cells.size) & ~true_cells
+        pinholes = fill_small_holes(true_cells, PINHOLE_PX) & ~true_cells
         hole_counts.append((ndimage.label(holes)[1], ndimage.label(pinholes)[1]))
         detected = detected_right(true_labels, pred_labels, match)
         tally += cell_tally(true_labels, pred_labels, match)
