@@ -19,7 +19,6 @@ average precision on the validation pixels inside true cells says how much of th
 itself determines. Writes benchmarks/results/cell_error_sources.{json,md}.
 """
 import argparse
-import csv
 import json
 from pathlib import Path
 
@@ -30,12 +29,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score
 
 from common import DEFAULT_DATA, ROOT
-from truth_ceiling import validation_pairs
+from truth_ceiling import trainer_split, validation_pairs
 
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
 from allseg.cells import fill_small_holes  # noqa: E402
 from allseg.images import read_mask, read_rgb  # noqa: E402
-from allseg.pairing import split_pairs  # noqa: E402
 
 MIN_AREA, DEPTH, PINHOLE_PX, SMALL_CELL_PX = 50, 3.0, 2, 100
 CARVE_THRESHOLDS = (0.3, 0.5)
@@ -86,10 +84,7 @@ def inside(mask):
 def fit_hole_classifier(data, per_image=4000, images=300):
     """Gradient boosting on pixels inside the truth's cells of the trainer's training images:
     hole (the truth leaves it out) or cell."""
-    with open(data / "split.csv", newline="") as handle:
-        names = sorted((r["filename"] for r in csv.DictReader(handle) if r["split"] == "train"),
-                       key=lambda n: Path(n).stem)
-    train, _ = split_pairs(names, 0.2, 42)
+    train, _ = trainer_split(data)
     rng = np.random.default_rng(0)
     x, y = [], []
     for name in train[:images]:
@@ -151,8 +146,9 @@ def main():
         where = inside(truth)
         hole_scores.append(p_hole[where])
         hole_truths.append(~truth[where])
+        pred_inside = inside(pred)
         for t in CARVE_THRESHOLDS:
-            carved = pred & ~(inside(pred) & (p_hole > t))
+            carved = pred & ~(pred_inside & (p_hole > t))
             add(f"holes carved where the pixel classifier says > {t}", carved, truth)
 
     table = []

@@ -41,13 +41,19 @@ def colour_index(rgb):
     return (q[..., 0] * LEVELS + q[..., 1]) * LEVELS + q[..., 2]
 
 
-def validation_pairs(data):
-    """The validation images the trainer holds out of the reference training split."""
+def trainer_split(data):
+    """(training names, validation names): how the trainer (seed 42, 20%) divides the reference
+    training split."""
     from allseg.pairing import split_pairs
     with open(data / "split.csv", newline="") as handle:
         names = sorted((r["filename"] for r in csv.DictReader(handle) if r["split"] == "train"),
                        key=lambda n: Path(n).stem)  # the trainer pairs files in stem order
-    _, val = split_pairs(names, 0.2, 42)
+    return split_pairs(names, 0.2, 42)
+
+
+def validation_pairs(data):
+    """The validation images the trainer holds out of the reference training split."""
+    _, val = trainer_split(data)
     return [(read_rgb(data / "Original" / "Early" / n), read_mask(data / "Segmented" / "Early" / n))
             for n in val]
 
