@@ -116,6 +116,10 @@ SCHEMA = {
         # 1 + border_weight in the cross-entropy, falling off over border_sigma pixels. 0: off.
         "border_weight": number(0.0, 1000.0, default=0.0),
         "border_sigma": number(0.0, 1000.0, default=5.0, lo_open=True),
+        # Its mirror image: cell pixels where the truth's touching cells meet (the line that
+        # [infer]'s cell split draws between them) weigh up to 1 + contact_weight, so the network
+        # learns to keep touching cells joined as the truth joins them. 0: off.
+        "contact_weight": number(0.0, 1000.0, default=0.0),
         # Train (and validate) on the truth without its regions under this many pixels: the
         # colour threshold's specks, which no image feature determines. 0: the truth as it is.
         "truth_min_area": integer(0, 1_000_000, default=0),

@@ -24,7 +24,8 @@ def load_pair(image_path, mask_path, height, width, truth_min_area=0, truth="mas
 
 def load_weighted_pair(image_path, mask_path, height, width, border, truth_min_area=0,
                        truth="mask"):
-    """(image, mask and border weight map as two channels); border = (w0, sigma, min_area)."""
+    """(image, mask and border weight map as two channels); border = border_weights' arguments
+    after the mask (w0, sigma, min_area, contact_w0, split_depth, split_hole_px)."""
     image, mask = load_pair(image_path, mask_path, height, width, truth_min_area, truth)
     weights = border_weights(mask[..., 0] > 0.5, *border)
     return image, np.concatenate([mask, weights[..., None]], axis=-1)
@@ -35,7 +36,8 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
     """Batches of (image, mask); files are read lazily, so memory stays flat without cache.
     With shuffle_seed set (training), order, flips and colour jitter are drawn from that seed and
     change every epoch; repeat=True makes the stream endless (one epoch after another).
-    border = (w0, sigma, min_area) adds the border weight map as per-pixel sample weights:
+    border = (w0, sigma, min_area, contact_w0, split_depth, split_hole_px) adds the border weight
+    map as per-pixel sample weights:
     batches of (image, mask, weights); it rides along as a second mask channel until then, so
     flips and turns move it with the mask. truth_min_area > 0 trains on the truth without its
     regions under that area."""

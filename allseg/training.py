@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 
 from allseg.accel import describe_device, resolve
+from allseg.cells import cell_settings
 from allseg.dataset import ALLDataset
 from allseg.distribute import build_for_cluster, is_chief, make_strategy, weights_fingerprint
 from allseg.files import keep_previous, write_text
@@ -153,8 +154,9 @@ def train(cfg, extra_callbacks=()):
 
     # One endless, seeded stream of batches: skipping the epochs already done replays the
     # exact order and augmentation an uninterrupted run would have seen next.
-    border = ((t.border_weight, t.border_sigma, cfg.infer.cell_min_area)
-              if t.border_weight > 0 else None)
+    min_area, split_depth, split_hole_px = cell_settings(cfg.infer)
+    border = ((t.border_weight, t.border_sigma, min_area, t.contact_weight, split_depth,
+               split_hole_px) if t.border_weight > 0 or t.contact_weight > 0 else None)
     train_ds = data.dataset(train_pairs, batch_size, shuffle_seed=t.seed, cache=t.cache,
                             flips=t.augment_flips, colour=t.augment_color, repeat=True,
                             border=border, truth_min_area=t.truth_min_area)

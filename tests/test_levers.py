@@ -109,6 +109,24 @@ def test_border_weight_map_stresses_the_gap_between_two_cells():
     assert (one_cell == 1).all()            # nothing to keep apart
 
 
+def test_contact_weights_stress_where_touching_cells_meet():
+    from allseg.weight_map import border_weights
+    yy, xx = np.mgrid[:40, :60]
+    mask = ((yy - 20) ** 2 + (xx - 18) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 37) ** 2 <= 100)
+    # two discs of radius 10 whose rims overlap near column 27: one region, two cells once split
+    w = border_weights(mask, w0=0.0, sigma=3.0, min_area=50, contact_w0=10.0, split_depth=1.0)
+    neck = w[20, 26:29].max()
+    assert neck == pytest.approx(11.0)                 # on the line where they meet: 1 + c0
+    assert w[20, 10] == pytest.approx(1.0, abs=1e-3)   # a cell's far side: 1
+    assert (w[~mask] == 1).all()                      # no gap term asked for
+    unsplit = border_weights(mask, w0=0.0, sigma=3.0, min_area=50, contact_w0=10.0,
+                             split_depth=0.0)
+    assert (unsplit == 1).all()                       # no split, no line to stress
+    plain = border_weights(mask, w0=10.0, sigma=3.0, min_area=50)
+    both = border_weights(mask, w0=10.0, sigma=3.0, min_area=50, contact_w0=10.0, split_depth=1.0)
+    assert np.array_equal(both[~mask], plain[~mask])  # the gap term stays as it was
+
+
 def test_training_with_the_weight_map_feeds_per_pixel_weights(tmp_path, synthetic_master):
     from allseg.config import load_config
     from allseg.training import train
@@ -117,8 +135,10 @@ def test_training_with_the_weight_map_feeds_per_pixel_weights(tmp_path, syntheti
                "--mini-test", tmp_path / "mini_test")
     config = tmp_path / "weighted.config"
     config.write_text(tiny_config_text(tmp_path, epochs="1").replace(
-        'loss           = "bce_dice"', 'loss           = "bce_dice"\nborder_weight  = 10.0'))
+        'loss           = "bce_dice"',
+        'loss           = "bce_dice"\nborder_weight  = 10.0\ncontact_weight = 10.0'))
     cfg = load_config(config)
     assert cfg.train.border_weight == 10.0 and cfg.train.border_sigma == 5.0
+    assert cfg.train.contact_weight == 10.0
     result = train(cfg)
     assert result["epochs_run"] == 1 and np.isfinite(result["best_val_loss"])
