@@ -282,10 +282,6 @@ def _check_across_keys(cfg):
         raise ConfigError(f"{cfg.path}: [train] skip_flagged_truth = True and "
                           "repair_flagged_truth = True: choose one (leave flagged pairs out, or "
                           "train them on the stain rule's cells)")
-    if cfg.train.contact_weight > 0 and cfg.infer.cell_split_depth <= 0:
-        raise ConfigError(f"{cfg.path}: [train] contact_weight = {cfg.train.contact_weight:g} "
-                          "needs [infer] cell_split_depth > 0: the contact lines are where that "
-                          "split divides touching cells (cell_split_depth = 0 draws none)")
     levels = 2 ** cfg.model.num_layers
     for name in ("image_width", "image_height"):
         size = getattr(cfg.model, name)

@@ -12,6 +12,7 @@ from allseg.accel import describe_device, resolve
 from allseg.cells import cell_settings
 from allseg.dataset import ALLDataset
 from allseg.distribute import build_for_cluster, is_chief, make_strategy, weights_fingerprint
+from allseg.errors import ConfigError
 from allseg.files import keep_previous, write_text
 from allseg.pairing import describe, split_pairs
 from allseg.plots import plot_history
@@ -111,11 +112,27 @@ def learning_rate(cfg, steps_per_epoch):
         cfg.model.learning_rate, decay_steps=cfg.train.epochs * steps_per_epoch, alpha=0.02)
 
 
+def weight_map_settings(cfg):
+    """border_weights' arguments after the mask, or None when neither weight is on. Checked
+    here, not when the config loads: evaluating with touching cells unsplit is fine."""
+    t = cfg.train
+    min_area, split_depth, split_hole_px = cell_settings(cfg.infer)
+    if t.contact_weight > 0 and split_depth <= 0:
+        raise ConfigError(f"{cfg.path}: [train] contact_weight = {t.contact_weight:g} needs "
+                          "[infer] cell_split_depth > 0: the contact lines are where that split "
+                          "divides touching cells (cell_split_depth = 0 draws none)")
+    if t.border_weight <= 0 and t.contact_weight <= 0:
+        return None
+    return (t.border_weight, t.border_sigma, min_area, t.contact_weight, split_depth,
+            split_hole_px)
+
+
 def train(cfg, extra_callbacks=()):
     """Trains as the config says, resuming an unfinished run of the same config; returns a dict
     of what was written and how training went. extra_callbacks run after the project's own
     (the throughput benchmark times epochs with one)."""
     t = cfg.train
+    border = weight_map_settings(cfg)
     strategy = make_strategy(t.strategy)  # first: multi_worker must set up before other TF work
     chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
     keras.utils.set_random_seed(t.seed)  # Python, NumPy and TensorFlow
@@ -154,9 +171,6 @@ def train(cfg, extra_callbacks=()):
 
     # One endless, seeded stream of batches: skipping the epochs already done replays the
     # exact order and augmentation an uninterrupted run would have seen next.
-    min_area, split_depth, split_hole_px = cell_settings(cfg.infer)
-    border = ((t.border_weight, t.border_sigma, min_area, t.contact_weight, split_depth,
-               split_hole_px) if t.border_weight > 0 or t.contact_weight > 0 else None)
     train_ds = data.dataset(train_pairs, batch_size, shuffle_seed=t.seed, cache=t.cache,
                             flips=t.augment_flips, colour=t.augment_color, repeat=True,
                             border=border, truth_min_area=t.truth_min_area)

@@ -98,11 +98,15 @@ def test_image_size_not_a_multiple_of_the_poolings_is_a_clear_error(tmp_path):
     assert "[model] image_width = 34: must be a multiple of 2**num_layers = 4" in message
 
 
-def test_contact_weight_without_a_cell_split_is_a_clear_error(tmp_path):
+def test_contact_weight_without_a_cell_split_is_refused_by_training_only(tmp_path):
+    from allseg.training import weight_map_settings
     text = tiny_config_text(tmp_path).replace("[eval]", "contact_weight = 10.0\n\n[eval]")
-    assert load_config(write(tmp_path, text)).train.contact_weight == 10.0  # split on by default
-    message = error_for(tmp_path, text + "cell_split_depth = 0.0\n")
-    assert "[train] contact_weight = 10 needs [infer] cell_split_depth > 0" in message
+    settings = weight_map_settings(load_config(write(tmp_path, text)))
+    assert settings[3:5] == (10.0, 3.0)               # contact weight, the [infer] split depth
+    unsplit = load_config(write(tmp_path, text + "cell_split_depth = 0.0\n"))  # loads: eval may
+    with pytest.raises(ConfigError) as info:
+        weight_map_settings(unsplit)
+    assert "[train] contact_weight = 10 needs [infer] cell_split_depth > 0" in str(info.value)
 
 
 def test_missing_or_malformed_file(tmp_path):
