@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from skimage import segmentation
 
 from common import ROOT
 from real_all import load_items, predict, validation_pairs
@@ -69,10 +70,9 @@ def crop_view(rgb, cell, pred_labels):
     window = np.s_[y0:y0 + CROP, x0:x0 + CROP]
     plain = rgb[window].copy()
     marked = plain.copy()
-    for mask, colour in ((pred_labels[window] > 0, (0, 220, 255)), (cell[window], (255, 0, 0))):
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(marked, contours, -1, colour, 1)
+    # each predicted cell's own outline, so that a cell the model splits shows its dividing line
+    marked[segmentation.find_boundaries(pred_labels[window], mode="inner")] = (0, 220, 255)
+    marked[segmentation.find_boundaries(cell[window], mode="inner")] = (255, 0, 0)
     both = np.concatenate([plain, marked], axis=1)
     return cv2.resize(both, None, fx=ZOOM, fy=ZOOM, interpolation=cv2.INTER_NEAREST)
 
