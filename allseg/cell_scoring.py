@@ -31,16 +31,24 @@ def iou_matrix(true_labels, pred_labels):
     return inter / np.maximum(union, 1)
 
 
-def splits_and_merges(true_labels, pred_labels):
+def split_and_merging_cells(true_labels, pred_labels):
     """Why counts differ: a true cell is split when two or more predicted cells lie mostly (over
-    half their pixels) inside it; a predicted cell is merged when two or more true cells lie mostly
-    inside it. Majority makes each cell belong to at most one cell of the other side."""
+    half their pixels) inside it; a predicted cell is merging when two or more true cells lie mostly
+    inside it. Majority makes each cell belong to at most one cell of the other side. Returns
+    (true labels split, predicted labels merging)."""
     joint = joint_counts(true_labels, pred_labels)
     inter = joint[1:, 1:]
     pred_inside = inter * 2 > joint[:, 1:].sum(0)[None, :]   # predicted cell j mostly in true i
     true_inside = inter * 2 > joint[1:, :].sum(1)[:, None]   # true cell i mostly in predicted j
-    return {"split_true": int(np.count_nonzero(pred_inside.sum(1) >= 2)),
-            "merged_pred": int(np.count_nonzero(true_inside.sum(0) >= 2))}
+    pieces_in_true, pieces_in_pred = pred_inside.sum(1), true_inside.sum(0)
+    return ({int(i) + 1: int(pieces_in_true[i]) for i in np.flatnonzero(pieces_in_true >= 2)},
+            {int(j) + 1: int(pieces_in_pred[j]) for j in np.flatnonzero(pieces_in_pred >= 2)})
+
+
+def splits_and_merges(true_labels, pred_labels):
+    """How many true cells are split and how many predicted cells merge true ones."""
+    split, merging = split_and_merging_cells(true_labels, pred_labels)
+    return {"split_true": len(split), "merged_pred": len(merging)}
 
 
 def match_cells(true_labels, pred_labels, threshold=IOU_MATCH):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from allseg.cell_scoring import (hausdorff95, match_cells, normalized_surface_dice, score_cells,
-                                 summarize_cells)
+                                 split_and_merging_cells, summarize_cells)
 from allseg.cells import SPLIT_HOLE_PX, fill_small_holes, label_cells, measure_cells
 
 
@@ -194,3 +194,13 @@ def test_a_bridged_pair_against_two_cells_is_counted_as_a_split_or_a_merge():
     assert (same["split_true"], same["merged_pred"]) == (0, 0)
     summary = summarize_cells([split, merged, same], min_area=50, split_depth=0)
     assert (summary["split_true"], summary["merged_pred"]) == (1, 1)
+
+
+def test_the_split_and_merging_cells_are_named_by_their_labels():
+    shape = (40, 80)
+    apart = disc(shape, (20, 20), 10) | disc(shape, (20, 44), 10)
+    bridged = apart | square(shape, 18, 28, 10)
+    one, two = label_cells(bridged, 50), label_cells(apart, 50)
+    assert split_and_merging_cells(one, two) == ({1: 2}, {})   # true 1 holds predicted 1 and 2
+    assert split_and_merging_cells(two, one) == ({}, {1: 2})   # predicted 1 holds true 1 and 2
+    assert split_and_merging_cells(two, two) == ({}, {})
