@@ -35,7 +35,7 @@ def split_and_merging_cells(true_labels, pred_labels):
     """Why counts differ: a true cell is split when two or more predicted cells lie mostly (over
     half their pixels) inside it; a predicted cell is merging when two or more true cells lie mostly
     inside it. Majority makes each cell belong to at most one cell of the other side. Returns
-    (true labels split, predicted labels merging)."""
+    ({true label split: predicted cells inside}, {predicted label merging: true cells inside})."""
     joint = joint_counts(true_labels, pred_labels)
     inter = joint[1:, 1:]
     pred_inside = inter * 2 > joint[:, 1:].sum(0)[None, :]   # predicted cell j mostly in true i

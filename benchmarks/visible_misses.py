@@ -1,4 +1,4 @@
-"""Where a model and a reference disagree about cells, listed by kind with a gallery to judge by eye.
+"""Where a model and a reference disagree about cells, by kind, with a gallery to judge by eye.
 
     python benchmarks/visible_misses.py --run RUN [--category Benign] [--split-depth D]
                                         [--against visible|truth] [--list misses|joins] [--out DIR]
@@ -20,7 +20,9 @@ the dataset's truth, it lists either
 Writes <against>_<list>_<category>_depth<D>.json to --out (each case, and the tally) and gallery
 PNGs of the same name to RUN, PAGE cases a page: per case, in the JSON's order, the smear crop and
 the same crop with the reference cells' outlines (red), and again with the model's cells (cyan);
-the listed cell is outlined in yellow on its own side. The gallery shows the dataset's images, so it stays in the (uncommitted) run folder.
+the listed cell is outlined in yellow on its own side. The gallery shows the dataset's images, so
+it stays in the (uncommitted) run folder. With --verdicts (a CSV of by-eye verdicts on a joins
+listing), the count error is given again with the reference mended where the model was right.
 """
 import argparse
 import json
@@ -67,8 +69,9 @@ def missed_cells(pred, visible, settings):
 
 
 def joins(pred, reference, settings):
-    """(reference label image, predicted label image, [(label, mask, kind, pieces)]): each reference cell that
-    two or more predicted cells split, and each predicted cell that joins reference cells."""
+    """(reference label image, predicted label image, [(label, mask, kind, pieces)]): each
+    reference cell that two or more predicted cells split, and each predicted cell that joins
+    reference cells; pieces is how many cells of the other side lie mostly inside it."""
     _, true_labels, pred_labels, _ = score_cells(pred, reference, *settings)
     split, merging = split_and_merging_cells(true_labels, pred_labels)
     return true_labels, pred_labels, \
@@ -211,8 +214,8 @@ def main():
         suffix = f"_{number}" if len(pages) > 1 else ""
         gallery(page, args.run / f"{name}{suffix}.png")
     print(f"{args.category}, split depth {depth:g}: {len(cases)} {args.list} among {total} "
-          f"{args.against} cells; {tally}. Wrote {args.out / name}.json and {len(pages)} gallery page(s) "
-          f"{args.run / name}*.png.")
+          f"{args.against} cells; {tally}. Wrote {args.out / name}.json and {len(pages)} gallery "
+          f"page(s) {args.run / name}*.png.")
     for how in ("as scored", "reference mended by eye"):
         if how in report:
             print(f"Count error {how}: {report[how]['count_error']} "

@@ -16,8 +16,9 @@ COUNTS = {"a.jpg": (10, 11), "b.jpg": (4, 5), "c.jpg": (6, 6)}  # image: (refere
 
 
 def test_count_error_is_mended_only_where_the_model_was_judged_right():
-    as_scored = count_errors(COUNTS, CASES)
-    assert as_scored == {"as scored": {"count_error": round(2 / 3, 3), "count_bias": round(2 / 3, 3)}}
+    two_thirds = round(2 / 3, 3)
+    assert count_errors(COUNTS, CASES) == {
+        "as scored": {"count_error": two_thirds, "count_bias": two_thirds}}
     # a.jpg: the split region holds 2 cells (+1), the joined 3 are one cell (-2): 11 - 9 = +2;
     # b.jpg: the model cut one cell, the reference stands: +1; c.jpg: 0
     mended = count_errors(COUNTS, CASES, {1: "model", 2: "model", 3: "truth"})
