@@ -166,6 +166,8 @@ def main():
                              "was judged right")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    if args.verdicts and args.list != "joins":
+        parser.error("--verdicts mends a count, so it needs --list joins")
 
     import allseg.quiet_start  # noqa: F401
     import keras
@@ -193,7 +195,7 @@ def main():
             true_labels, pred_labels, found = joins(pred, reference, settings)
         total += int(true_labels.max())
         counts[pair.image.name] = (int(true_labels.max()), int(pred_labels.max()))
-        for label, cell, kind, pieces in found:
+        for label, cell, kind, pieces in found:  # pieces: 1 for a miss
             ys, xs = np.nonzero(cell)
             cases.append({"image": pair.image.name, "cell": label,
                            "centre": [int(ys.mean()), int(xs.mean())],

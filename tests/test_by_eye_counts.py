@@ -1,5 +1,6 @@
 """The by-eye count mending of benchmarks/visible_misses.py: a reported figure, so its arithmetic
 is pinned on a listing worked out by hand."""
+import subprocess
 import sys
 
 import pytest
@@ -39,3 +40,11 @@ def test_verdicts_for_another_listing_or_with_an_unknown_side_are_refused(tmp_pa
     bad.write_text("case,image,cell,right\n1,a.jpg,3,both\n2,a.jpg,5,truth\n3,b.jpg,1,model\n")
     with pytest.raises(SystemExit, match="model, truth or unclear"):
         read_verdicts(bad, CASES)
+
+
+def test_verdicts_on_a_misses_listing_are_refused_before_any_work(tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "visible_misses.py"),
+                           "--run", str(tmp_path), "--verdicts", str(tmp_path / "v.csv")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "--verdicts mends a count, so it needs --list joins" in done.stderr
