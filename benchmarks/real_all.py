@@ -157,7 +157,7 @@ def main():
 
     all_dir = reference_split(args.data, args.scratch, "all")
     run_dir = args.reuse_run or args.scratch / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
-    # a rescore keeps the config the run trained with (real_all_thresholds.py reads it)
+    # a rescore keeps the config the run trained with, and writes its own beside it
     config_path = run_dir / (f"config-rescore{args.tag and '-' + args.tag}" if args.reuse_run else "config")
     config = write_config(args.config, config_path, run_dir, all_dir,
                           {"eval.category": '"Early"', "eval.skip_flagged_truth": "False"})
