@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from allseg.augment import augment
-from allseg.images import read_mask, read_rgb, resize_image, resize_mask
+from allseg.images import read_rgb, resize_image, resize_mask
 from allseg.pairing import check_readable, find_category_pairs
 from allseg.predict import remove_small_components
 from allseg.truth_audit import training_truth

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from allseg.errors import DataError
+from allseg.files import write_bytes
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -15,6 +16,28 @@ MASK_GRAY_THRESHOLD = 30
 
 def is_image_file(path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def sort_inputs(folder):
+    """(image files, [(path, "kind: why")] left out) for the entries of ``folder``, by name.
+    Hidden entries (dot-files: the litter of editors and file managers) are passed over unnamed."""
+    images, left_out = [], []
+    for path in sorted(Path(folder).iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_symlink() and not path.exists():
+            reason = f"broken link: its target {os.readlink(path)} does not exist"
+        elif path.is_dir():
+            reason = "folder: sub-folders are not searched"
+        elif not path.is_file():
+            reason = "not a regular file: a device, pipe or socket"
+        elif not is_image_file(path):
+            reason = f"not an image file: reads {', '.join(IMAGE_EXTENSIONS)}"
+        else:
+            images.append(path)
+            continue
+        left_out.append((path, reason))
+    return images, left_out
 
 
 def list_images(folder):
@@ -82,13 +105,16 @@ def resize_probability(prob: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def write_png(path, image: np.ndarray):
-    """Write an RGB or single-channel uint8 image as PNG (to a temp name, then renamed)."""
-    path = Path(path)
+    """Write an RGB or single-channel (8- or 16-bit) image as PNG, whole or not at all."""
+    write_encoded(path, image, ".png")
+
+
+def write_encoded(path, image: np.ndarray, extension, params=()):
+    """Encode an RGB or single-channel image in memory (cv2.imencode) and write it through
+    allseg.files, which checks every byte reached the disk before the file takes its name."""
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".png", image)
+    ok, encoded = cv2.imencode(extension, image, list(params))
     if not ok:
-        raise DataError(f"{path}: could not encode PNG")
-    tmp = path.with_name(f".{path.name}.tmp")
-    encoded.tofile(str(tmp))
-    os.replace(tmp, path)
+        raise DataError(f"{path}: could not encode the image as {extension}")
+    write_bytes(path, encoded.tobytes())

@@ -6,14 +6,14 @@ folder always describes one whole epoch. The trainer removes it when a run ends.
 """
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from allseg.errors import UserError
-from allseg.files import write_json
+from allseg.files import replace_atomically, write_json
 
 RESUME_DIR = "unfinished_run"
 STATE = "state.json"
@@ -23,6 +23,14 @@ def fingerprint(cfg):
     """A short hash of the [model] and [train] values: a run only resumes under the same ones."""
     values = {s: sorted(vars(getattr(cfg, s)).items()) for s in ("model", "train")}
     return hashlib.sha256(json.dumps(values, default=str).encode()).hexdigest()[:16]
+
+
+def saved_size(model):
+    """About how many bytes a .keras file of model takes: its weights and optimizer state (for
+    the message when a disk is too full to hold it)."""
+    optimizer = getattr(model, "optimizer", None)
+    variables = list(model.weights) + (list(optimizer.variables) if optimizer else [])
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def random_states(model):
@@ -49,9 +57,8 @@ class ResumePoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epoch + 1:04d}.keras"
-        tmp = self.folder / f".{name}.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.folder / name)
+        with replace_atomically(self.folder / name, lambda: saved_size(self.model)) as tmp:
+            self.model.save(tmp)
         write_json(self.folder / STATE, {"completed_epochs": epoch + 1, "checkpoint": name,
                                          "config": self.config_hash,
                                          "random_states": random_states(self.model)})

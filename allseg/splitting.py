@@ -4,13 +4,13 @@ The master is only read: files are copied, never moved or changed. The split is 
 category (stratified), written as CSV, and can be reproduced from such a CSV.
 """
 import csv
-import shutil
+import io
 from pathlib import Path
 
 import numpy as np
 
 from allseg.errors import DataError, UserError, first_few
-from allseg.files import set_aside
+from allseg.files import copy_file, set_aside, write_text
 from allseg.pairing import find_pairs
 
 SPLITS = ("train", "test")
@@ -118,14 +118,15 @@ def write_split(plan, dest):
             original.mkdir(parents=True, exist_ok=True)
             segmented.mkdir(parents=True, exist_ok=True)
             for pair in pairs:
-                shutil.copy2(pair.image, original / pair.image.name)
-                shutil.copy2(pair.mask, segmented / pair.mask.name)
+                copy_file(pair.image, original / pair.image.name)
+                copy_file(pair.mask, segmented / pair.mask.name)
                 rows.append((split, category, pair.image.name))
             print(f"  {split:5s} {category}: {len(pairs)} pairs -> {original}")
-    with open(dest / SPLIT_CSV, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["split", "category", "filename"])
-        writer.writerows(sorted(rows))
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["split", "category", "filename"])
+    writer.writerows(sorted(rows))
+    write_text(dest / SPLIT_CSV, text.getvalue())
     return dest / SPLIT_CSV
 
 
@@ -135,7 +136,7 @@ def write_mini_test(plan, folder, seed, count=MINI_TEST_COUNT):
     rng = np.random.default_rng([seed, 10_000])
     chosen = [tests[i] for i in sorted(rng.choice(len(tests), min(count, len(tests)), replace=False))]
     for image in chosen:
-        shutil.copy2(image, Path(folder) / image.name)
+        copy_file(image, Path(folder) / image.name)
     return chosen
 
 

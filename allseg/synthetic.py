@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from allseg.images import write_encoded
+
 SIZE = 224
 CATEGORIES = ("Benign", "Early", "Pre", "Pro")
 
@@ -134,11 +136,7 @@ def make_smear(rng, category, size=SIZE):
 
 
 def _write_jpeg(path, rgb, quality):
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    data.tofile(str(path))
+    write_encoded(path, rgb, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
 
 
 def write_master(out, per_category=50, seed=0, categories=CATEGORIES, progress=None):
