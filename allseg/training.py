@@ -4,21 +4,25 @@ import csv
 import io
 import math
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from allseg.accel import describe_device, resolve
 from allseg.cells import cell_settings
 from allseg.dataset import ALLDataset
 from allseg.distribute import build_for_cluster, is_chief, make_strategy, weights_fingerprint
 from allseg.errors import ConfigError
-from allseg.files import keep_previous, write_text
+from allseg.files import keep_previous, make_folder, replace_atomically, write_text
 from allseg.pairing import describe, split_pairs
 from allseg.plots import plot_history
-from allseg.tensorboard import tensorboard_callbacks
+from allseg.run_lock import training_lock
+from allseg.tensorboard import TENSORBOARD_DIR, as_write_error, tensorboard_callbacks
 from allseg.truth_audit import add_stained_cells, trusted_pairs
-from allseg.resume import RESUME_DIR, ResumePoint, finish, fingerprint, load_unfinished
+from allseg.resume import (RESUME_DIR, ResumePoint, finish, fingerprint, load_unfinished,
+                           saved_size)
 from allseg.unet import TensorflowUNet
 
 BEST_MODEL = "best_model.keras"
@@ -41,9 +45,8 @@ class SaveBestModel(keras.callbacks.Callback):
         if val_loss is None or not val_loss < self.best:
             return
         self.best = val_loss
-        tmp = self.path.with_name(f".{self.path.stem}.tmp.keras")
-        self.model.save(tmp)
-        os.replace(tmp, self.path)
+        with replace_atomically(self.path, lambda: saved_size(self.model)) as tmp:
+            self.model.save(tmp)
         print(f"\nEpoch {epoch + 1}: val_loss improved to {val_loss:.5f}; saved {self.path}")
 
 
@@ -155,8 +158,19 @@ def train(cfg, extra_callbacks=()):
 
     model_dir, eval_dir = Path(t.model_dir), Path(t.eval_dir)
     if chief:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        eval_dir.mkdir(parents=True, exist_ok=True)
+        make_folder(model_dir, "[train] model_dir")
+        make_folder(eval_dir, "[train] eval_dir")
+    # Taken before anything in model_dir is touched: a second run must not set aside the first
+    # run's model or resume its unfinished epochs. Only the chief writes there.
+    with training_lock(model_dir, cfg.path) if chief else nullcontext():
+        return _fit(cfg, strategy, data, train_pairs, val_pairs, border, extra_callbacks)
+
+
+def _fit(cfg, strategy, data, train_pairs, val_pairs, border, extra_callbacks):
+    """train()'s second half, once the data are checked and (on the chief) the run lock held."""
+    t = cfg.train
+    chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
+    model_dir, eval_dir = Path(t.model_dir), Path(t.eval_dir)
     outputs = {"model": model_dir / BEST_MODEL, "log": eval_dir / TRAIN_LOG,
                "loss_plot": eval_dir / LOSS_PLOT, "metric_plot": eval_dir / METRIC_PLOT}
     resume_dir, config_hash = model_dir / RESUME_DIR, fingerprint(cfg)
@@ -177,7 +191,10 @@ def train(cfg, extra_callbacks=()):
     train_ds = train_ds.skip(done * steps_per_epoch)
     val_ds = data.dataset(val_pairs, batch_size, cache=t.cache, truth_min_area=t.truth_min_area)
     build_for_cluster(model, strategy, val_ds)
-    callbacks = make_callbacks(t, outputs, rows, val_ds, chief, resumable, config_hash)
+    try:
+        callbacks = make_callbacks(t, outputs, rows, val_ds, chief, resumable, config_hash)
+    except tf.errors.OpError as exc:
+        raise as_write_error(exc, eval_dir / TENSORBOARD_DIR) from None
     callbacks += list(extra_callbacks)
 
     # A run killed after early stopping had decided, but before it cleaned up, has nothing left.
@@ -187,6 +204,8 @@ def train(cfg, extra_callbacks=()):
             model.fit(train_ds, steps_per_epoch=steps_per_epoch, initial_epoch=done,
                       epochs=t.epochs, validation_data=val_ds, callbacks=callbacks,
                       verbose=2 if os.environ.get("CI") else "auto")
+        except tf.errors.OpError as exc:  # TensorBoard's writer on a full or read-only disk
+            raise as_write_error(exc, eval_dir / TENSORBOARD_DIR) from None
         except KeyboardInterrupt:
             if resumable:
                 print(f"\nStopped after {len(rows)} completed epochs, saved in {resume_dir}: "

@@ -36,11 +36,13 @@ def load_trained_model(cfg):
     from pathlib import Path
 
     from allseg.errors import UserError
+    from allseg.run_lock import note_if_training
 
     path = Path(cfg.train.model_dir) / "best_model.keras"
     if not path.is_file():
         raise UserError(f"no trained model at {path}: run TensorflowUNetALLTrainer.py "
                         f"{cfg.path} first (or fix [train] model_dir)")
+    note_if_training(cfg.train.model_dir)
     try:
         model = keras.models.load_model(path)
     except Exception as exc:  # Keras raises many types for a damaged or foreign file
