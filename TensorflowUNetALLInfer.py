@@ -5,7 +5,7 @@
 import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
 from allseg.cli import config_parser, run
 from allseg.config import load_config
-from allseg.inference import infer
+from allseg.inference import describe_left_out, infer
 
 
 def main(config_path):
@@ -13,8 +13,7 @@ def main(config_path):
     written, skipped, failed = infer(cfg)
     c = cfg.infer
     print(f"Wrote {len(written)} masks to {c.output_dir}, overlays to {c.overlay_dir}, "
-          f"montage {c.montage}; skipped {len(skipped)} non-image file(s), "
-          f"{len(failed)} unreadable image(s)")
+          f"montage {c.montage}; {describe_left_out(skipped)}; {len(failed)} unreadable image(s)")
     for path, why in failed:
         print(f"  unreadable: {why}")
     if failed and not written:

@@ -3,6 +3,7 @@ import argparse
 import sys
 
 from allseg.errors import UserError
+from allseg.files import explain
 
 DEFAULT_CONFIG = "./train_eval_infer.config"
 
@@ -20,6 +21,12 @@ def run(main, *args):
         return main(*args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # a full disk, no permission, ...: one line; anything else is a bug
+        error = explain(exc)
+        if error is None:
+            raise
+        print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("\ninterrupted: stopped by the user", file=sys.stderr)

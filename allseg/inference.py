@@ -1,5 +1,5 @@
 """Predicts a mask for every image in a folder, at each image's own size."""
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,8 +11,8 @@ from scipy import ndimage
 from allseg.cells import cell_settings, cells_csv, count_row, counts_csv, label_cells, measure_cells
 from allseg.engines import load_predictor
 from allseg.errors import DataError, UserError
-from allseg.files import write_text
-from allseg.images import is_image_file, read_rgb, write_png
+from allseg.files import make_folder, write_text
+from allseg.images import read_rgb, sort_inputs, write_png
 from allseg.predict import predict_masks
 
 OVERLAY_COLOUR = (0, 255, 0)  # RGB
@@ -99,6 +99,8 @@ def _check_folders(c):
     images_dir = Path(c.images_dir)
     if not images_dir.is_dir():
         raise UserError(f"[infer] images_dir = {images_dir}: folder not found")
+    for name in ("output_dir", "overlay_dir", "labels_dir", "montage", "cell_counts", "cells_csv"):
+        _check_writable_place(f"[infer] {name}", Path(getattr(c, name)), name.endswith("_dir"))
     src = images_dir.resolve()
     outputs = [(name, Path(getattr(c, name))) for name in ("output_dir", "overlay_dir", "labels_dir")]
     outputs += [(name, Path(getattr(c, name)).parent) for name in ("montage", "cell_counts", "cells_csv")]
@@ -109,6 +111,28 @@ def _check_folders(c):
                             "outputs would mix with the inputs; choose a place outside it")
 
 
+def _check_writable_place(key, path, is_folder):
+    """Refuses, before any work, an output whose path runs through a file or names a folder."""
+    for parent in [path, *path.parents] if is_folder else path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{key} = {path}: {parent} is a file, not a folder; "
+                                "choose another path")
+            break
+    if not is_folder and path.is_dir():
+        raise UserError(f"{key} = {path} is a folder; give a file name")
+
+
+def describe_left_out(skipped):
+    """'left out 3 input(s): 2 not an image file, 1 broken link' for the closing summary."""
+    if not skipped:
+        return "left out no other input"
+    reasons = Counter(why.split(":")[0] for _, why in skipped)
+    return (f"left out {len(skipped)} input(s): "
+            + ", ".join(f"{n} {why}" for why, n in sorted(reasons.items(),
+                                                             key=lambda kv: (-kv[1], kv[0]))))
+
+
 def infer(cfg, model=None):
     """Writes masks, overlays and a montage; returns (written, skipped, failed) lists."""
     c, m = cfg.infer, cfg.model
@@ -116,13 +140,11 @@ def infer(cfg, model=None):
     images_dir = Path(c.images_dir)
     dirs = (Path(c.output_dir), Path(c.overlay_dir), Path(c.labels_dir))
     model = model or load_predictor(cfg)
-    files = sorted(p for p in images_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    skipped = [p for p in files if not is_image_file(p)]
-    for p in skipped:
-        print(f"note: skipped {p} (not an image file)")
-    files = [p for p in files if is_image_file(p)]
-    for folder in dirs:
-        folder.mkdir(parents=True, exist_ok=True)
+    files, skipped = sort_inputs(images_dir)
+    for path, reason in skipped:
+        print(f"note: skipped {path} ({reason})")
+    for name, folder in zip(("output_dir", "overlay_dir", "labels_dir"), dirs):
+        make_folder(folder, f"[infer] {name}")
 
     # Reading the next batch and writing the last one run in threads while the model predicts
     # (OpenCV and TensorFlow release the GIL), so the cores are not idle during file work.
@@ -132,7 +154,11 @@ def infer(cfg, model=None):
     progress = keras.utils.Progbar(len(files), unit_name="image")
 
     def collect(job):
-        path, mask_path, row, cell_rows, tile = job.result()
+        try:
+            path, mask_path, row, cell_rows, tile = job.result()
+        except UserError as exc:  # a full disk, say: the images written so far are whole
+            raise UserError(f"stopped at {job.image.name} after {len(written)} image(s) were "
+                            f"written whole: {exc}") from None
         written.append(mask_path)
         counts.append(row)
         cells.extend(cell_rows)
@@ -155,6 +181,7 @@ def infer(cfg, model=None):
                 for (path, rgb), mask in zip(batch, masks):
                     want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
                     writes.append(pool.submit(_write_outputs, path, rgb, mask, dirs, want_tile, c))
+                    writes[-1].image = path
             while len(writes) > 2 * batch_size:  # bounds the images held in memory
                 collect(writes.popleft())
             progress.add(len(batches[index]))
@@ -162,11 +189,11 @@ def infer(cfg, model=None):
             collect(writes.popleft())
 
     if counts:
-        Path(c.cell_counts).parent.mkdir(parents=True, exist_ok=True)
+        make_folder(Path(c.cell_counts).parent, "[infer] cell_counts")
         write_text(c.cell_counts, counts_csv(counts))
-        Path(c.cells_csv).parent.mkdir(parents=True, exist_ok=True)
+        make_folder(Path(c.cells_csv).parent, "[infer] cells_csv")
         write_text(c.cells_csv, cells_csv(cells))
     if tiles:
-        Path(c.montage).parent.mkdir(parents=True, exist_ok=True)
+        make_folder(Path(c.montage).parent, "[infer] montage")
         write_png(c.montage, montage(tiles, labels))
     return written, skipped, failed

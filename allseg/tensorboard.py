@@ -1,9 +1,12 @@
 """TensorBoard logs: Keras's scalars, plus a few validation predictions drawn every epoch."""
+import errno
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from allseg.files import explain
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -24,6 +27,24 @@ class ValidationImages(keras.callbacks.Callback):
             tf.summary.image("image | truth | prediction", rows, step=epoch + 1,
                              max_outputs=len(rows))
         self.writer.flush()
+
+
+# TensorFlow reports a failed write as an OpError whose message carries the system's words.
+_WRITE_FAILURES = {
+    "No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
+    "Permission denied": errno.EACCES, "Read-only file system": errno.EROFS,
+    "Not a directory": errno.ENOTDIR,
+}
+
+
+def as_write_error(exc, log_dir):
+    """The one-line WriteError for TensorFlow failing to write the logs under log_dir, or exc
+    itself for an error that is not a file system's. A full disk stops the run rather than
+    losing the logs silently: the next best model would not fit either."""
+    for words, number in _WRITE_FAILURES.items():
+        if words in str(exc):
+            return explain(OSError(number, words), log_dir, "write the TensorBoard logs under")
+    return exc
 
 
 def tensorboard_callbacks(eval_dir, val_ds, count=3, images=True):
