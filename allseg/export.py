@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from allseg.files import set_aside
+from allseg.files import set_aside, write_bytes
 
 EXPORT_DIR = "export"
 
@@ -35,7 +35,7 @@ def export_model(model, model_dir):
     tmp.mkdir(parents=True)
     model.export(str(tmp / "saved_model"), format="tf_saved_model", verbose=False)
     for name, half in (("model_float32.tflite", False), ("model_float16.tflite", True)):
-        (tmp / name).write_bytes(tflite_bytes(tmp / "saved_model", half))
+        write_bytes(tmp / name, tflite_bytes(tmp / "saved_model", half))
     (tmp / "openvino").mkdir()
     OpenVINOEngine.convert(tmp / "saved_model", tmp / "openvino")  # float32, as the engine runs it
     os.replace(tmp, out)

@@ -158,7 +158,7 @@ def infer(cfg, model=None):
             path, mask_path, row, cell_rows, tile = job.result()
         except UserError as exc:  # a full disk, say: the images written so far are whole
             raise UserError(f"stopped at {job.image.name} after {len(written)} image(s) were "
-                            f"written whole: {exc}") from None
+                            f"written in full: {exc}") from None
         written.append(mask_path)
         counts.append(row)
         cells.extend(cell_rows)

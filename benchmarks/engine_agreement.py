@@ -17,6 +17,8 @@ import numpy as np
 
 from common import ROOT
 
+from allseg.files import write_text  # noqa: E402  (common puts the project on sys.path)
+
 ENGINES = ("keras", "openvino", "litert")
 SCORES = ("mean_dice", "pooled_dice", "mean_iou")
 CELL_SCORES = ("f1", "panoptic_quality", "count_mae", "dice", "nsd_2px")
@@ -68,7 +70,7 @@ def main():
         print(f"| {r['engine']} | {100 * r['mask_pixels_equal_to_keras']:.4f}% | {r['mean_dice']:.4f} "
               f"| {r['cell_f1']:.4f} | {r['cell_count_mae']:.3f} | "
               f"{r['largest_score_difference_to_keras']:.2g} | {r['predict_seconds']:.1f} |")
-    args.out.write_text(json.dumps({"run": str(args.run_dir), "rows": rows}, indent=2) + "\n")
+    write_text(args.out, json.dumps({"run": str(args.run_dir), "rows": rows}, indent=2) + "\n")
     print(f"Wrote {args.out}")
 
 

@@ -28,6 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from allseg.config import load_config  # noqa: E402
+from allseg.files import write_text  # noqa: E402
 from allseg.images import read_mask, read_rgb, resize_image, resize_mask  # noqa: E402
 from allseg.losses_metrics import make_loss, make_metrics  # noqa: E402
 from allseg.model import build_unet  # noqa: E402
@@ -233,7 +234,7 @@ def main():
     print(results)
 
     def save():
-        (out / "gpu_results.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_text(out / "gpu_results.json", json.dumps(results, indent=2) + "\n")
 
     split = load_split(args.data)
     if args.smoke:

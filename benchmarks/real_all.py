@@ -27,10 +27,11 @@ from common import ROOT, reference_split, run, write_config
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
 from allseg.cells import cell_settings  # noqa: E402
 from allseg.config import load_config  # noqa: E402
-from allseg.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
+from allseg.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
 from allseg.pairing import find_category_pairs, split_pairs  # noqa: E402
 from allseg.scoring import score_image, summarize  # noqa: E402
 from allseg.truth_audit import audit_masks, stained_cells  # noqa: E402
+from allseg.files import write_text  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "leukemia-all"
 COLOUR_RULE = 65  # blue - green above this: the rule the cross-category issue compared against
@@ -120,7 +121,7 @@ def outline_montage(items, preds, c, public_path, private_path):
         private.append(np.concatenate([over, view], axis=1))
     for parts, target in ((public, public_path), (private, private_path)):
         grid = np.concatenate(parts, axis=1 if target == public_path else 0)
-        cv2.imwrite(str(target), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+        write_png(target, grid)
 
 
 def markdown(results):
@@ -165,7 +166,7 @@ def main():
         train_seconds = float((run_dir / "train_seconds.txt").read_text())
     else:
         train_seconds = run("TensorflowUNetALLTrainer.py", config)
-        (run_dir / "train_seconds.txt").write_text(f"{train_seconds:.1f}\n")
+        write_text(run_dir / "train_seconds.txt", f"{train_seconds:.1f}\n")
 
     import allseg.quiet_start  # noqa: F401
     import keras
@@ -204,10 +205,10 @@ def main():
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = f"real_all{'_' + args.tag if args.tag else ''}"
-    (args.out / f"{stem}.json").write_text(json.dumps(
+    write_text(args.out / f"{stem}.json", json.dumps(
         {"config": str(args.config), "run": str(run_dir), "train_minutes": train_seconds / 60,
          "models": {n: str(m) for n, m in models.items()}, "results": results}, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(text + "\n")
+    write_text(args.out / f"{stem}.md", text + "\n")
     print(f"Training took {train_seconds / 60:.1f} min. Wrote {args.out / stem}.json and .md, "
           f"{args.assets / 'real_all_pro_montage.png'}")
 

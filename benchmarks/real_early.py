@@ -23,10 +23,11 @@ from common import DEFAULT_DATA, ROOT, read_summary, reference_split, run, write
 from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
 from allseg.cells import cell_settings  # noqa: E402
 from allseg.config import load_config  # noqa: E402
-from allseg.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
+from allseg.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
 from allseg.pairing import find_pairs  # noqa: E402
 from allseg.predict import remove_small_components  # noqa: E402
 from allseg.scoring import score_image, summarize  # noqa: E402
+from allseg.files import replace_atomically, write_text  # noqa: E402
 
 
 def blue_minus_green(rgb):
@@ -110,7 +111,8 @@ def histogram(per_image, path, title):
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    with replace_atomically(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
 
 
@@ -147,7 +149,7 @@ def worst_montage(config, all_dir, per_image, path, private_path, count=5):
         public.append(row)
         private.append(np.concatenate([rgb, row], axis=1))
     for rows, target in ((public, path), (private, private_path)):
-        cv2.imwrite(str(target), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+        write_png(target, np.concatenate(rows, axis=0))
     return [r["file"] for r in worst]
 
 
@@ -172,7 +174,7 @@ def main():
         train_seconds = float((run_dir / "train_seconds.txt").read_text())
     else:
         train_seconds = run("TensorflowUNetALLTrainer.py", config)
-        (run_dir / "train_seconds.txt").write_text(f"{train_seconds:.1f}\n")
+        write_text(run_dir / "train_seconds.txt", f"{train_seconds:.1f}\n")
     run("TensorflowUNetALLEvaluator.py", config)
     unet = read_summary(run_dir / "eval")
 
@@ -194,8 +196,8 @@ def main():
     result = {"config": str(args.config.relative_to(ROOT)) if args.config.is_relative_to(ROOT)
               else str(args.config), "rows": rows, "worst5": worst,
               "unet_summary": {k: v for k, v in unet.items() if k != "per_image"}}
-    (args.out / "real_early.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / "real_early.md").write_text(markdown(rows) + "\n")
+    write_text(args.out / "real_early.json", json.dumps(result, indent=2) + "\n")
+    write_text(args.out / "real_early.md", markdown(rows) + "\n")
     print(f"Wrote {args.out / 'real_early.json'}, {args.out / 'real_early.md'}, "
           f"{args.assets / 'real_early_dice_histogram.png'}, {args.assets / 'real_early_worst5.png'}")
 

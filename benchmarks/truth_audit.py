@@ -17,9 +17,10 @@ import numpy as np
 
 from common import ROOT
 
-from allseg.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
+from allseg.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
 from allseg.pairing import find_category_pairs  # noqa: E402
 from allseg.truth_audit import REASONS, audit_csv, audit_pairs, stained_cells  # noqa: E402
+from allseg.files import write_text  # noqa: E402
 
 GALLERY_ROWS = 6
 
@@ -70,7 +71,7 @@ def gallery(rows, pairs_by_file, reason, public_path, private_path):
         private.append(np.concatenate([rgb, row], axis=1))
     for parts, target in ((public, public_path), (private, private_path)):
         if parts:
-            cv2.imwrite(str(target), cv2.cvtColor(np.concatenate(parts, 0), cv2.COLOR_RGB2BGR))
+            write_png(target, np.concatenate(parts, 0))
     return [r["file"] for r in chosen]
 
 
@@ -96,14 +97,14 @@ def main():
 
     for folder in (args.out, args.assets, args.scratch):
         folder.mkdir(parents=True, exist_ok=True)
-    (args.out / "truth_audit.csv").write_text(audit_csv(rows))
-    (args.out / "truth_audit.md").write_text(
+    write_text(args.out / "truth_audit.csv", audit_csv(rows))
+    write_text(args.out / "truth_audit.md",
         text + "\n\n" + "\n".join(f"- {r}: {why}" for r, why in REASONS.items()) + "\n")
     by_file = {p.image.name: p for p in pairs}
     shown = {reason: gallery(rows, by_file, reason, args.assets / f"truth_audit_{reason}.png",
                              args.scratch / f"truth_audit_{reason}_with_images.png")
              for reason in REASONS}
-    (args.out / "truth_audit.json").write_text(json.dumps(
+    write_text(args.out / "truth_audit.json", json.dumps(
         {"data": str(args.data), "pairs": len(pairs), "reasons": REASONS, "galleries": shown},
         indent=2) + "\n")
     print(f"Wrote {args.out / 'truth_audit.csv'}, truth_audit.md, galleries in {args.assets} "
