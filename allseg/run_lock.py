@@ -3,8 +3,9 @@
 The lock is an ``fcntl.flock`` on ``<model_dir>/run.lock``, which names its holder (process id,
 host, start time, config). The kernel drops the lock when the process ends however it ends, so a
 lock file with a holder written in it but no lock held is a killed run's: it is taken over with a
-note. The file is emptied, not removed, at the end of a run (removing a lock file races with a
-run about to lock it). Readers (the evaluator, the infer script) only look: they never block.
+note. The file is removed at the end of a run, while still locked; a run that locked the file
+just as it was removed sees that the path no longer names the file it holds, and tries again.
+Readers (the evaluator, the infer script) only look: they never block.
 """
 import errno
 import fcntl
@@ -38,25 +39,13 @@ def _read_holder(handle):
 def training_lock(model_dir, config_path, log=print):
     """Holds model_dir's run lock for the block; refuses at once when another run holds it."""
     path = Path(model_dir) / LOCK_FILE
+    handle = _open_locked(path, model_dir)
+    if handle is None:  # a file system without locks
+        log(f"warning: {path.parent}'s file system cannot lock files: nothing stops a second "
+            "run from writing to the same model_dir")
+        yield
+        return
     try:
-        handle = open(path, "a+b", buffering=0)  # unbuffered: a failed write is not retried at close
-    except OSError as exc:
-        raise translated(exc, path) from None
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(
-                f"{model_dir} is in use by another training run ({_describe(_read_holder(handle))})"
-                f": wait for it to end, stop it (its resume point lets it go on later), or give "
-                f"this run another [train] model_dir") from None
-        except OSError as exc:
-            if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-            log(f"warning: {path.parent}'s file system cannot lock files ({exc.strerror}): "
-                "nothing stops a second run from writing to the same model_dir")
-            yield
-            return
         stale = _read_holder(handle)
         if stale:
             log(f"note: took over the run lock of a run that is no longer running "
@@ -70,13 +59,40 @@ def training_lock(model_dir, config_path, log=print):
             handle.write(holder.encode("utf-8"))
         except OSError as exc:
             raise translated(exc, path) from None
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()  # an empty lock file: no run
+        yield
     finally:
+        path.unlink(missing_ok=True)  # while still locked: see the module's docstring
         handle.close()  # closing drops the lock
+
+
+def _open_locked(path, model_dir):
+    """The lock file, open and locked by this process; None where locks are not supported."""
+    while True:
+        try:
+            handle = open(path, "a+b", buffering=0)  # unbuffered: no failed write retried at close
+        except OSError as exc:
+            raise translated(exc, path) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(handle)
+            handle.close()
+            raise UserError(
+                f"{model_dir} is in use by another training run ({_describe(holder)}): wait for "
+                "it to end, stop it (its resume point lets it go on later), or give this run "
+                "another [train] model_dir") from None
+        except OSError as exc:
+            handle.close()
+            if exc.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                return None
+            raise translated(exc, path) from None
+        try:
+            same = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return handle
+        handle.close()  # the run that held it removed it as it ended: lock the new one
 
 
 def running_training(model_dir):
