@@ -2,11 +2,11 @@
 
     python ALLDataset.py [CONFIG]    checks and counts the [train] and [eval] pairs
 """
-import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.cli import config_parser, run
-from allseg.config import load_config
-from allseg.dataset import ALLDataset
-from allseg.pairing import describe
+import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
+from allseg.core.cli import config_parser, run
+from allseg.core.config import load_config
+from allseg.data.dataset import ALLDataset
+from allseg.data.pairing import describe
 
 __all__ = ["ALLDataset"]
 

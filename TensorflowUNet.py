@@ -2,9 +2,9 @@
 
     python TensorflowUNet.py [CONFIG]
 """
-import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.cli import config_parser, run
-from allseg.unet import TensorflowUNet, load_trained_model
+import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
+from allseg.core.cli import config_parser, run
+from allseg.model.unet import TensorflowUNet, load_trained_model
 
 __all__ = ["TensorflowUNet", "load_trained_model"]
 

@@ -4,10 +4,10 @@
 """
 from pathlib import Path
 
-import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.cli import config_parser, run
-from allseg.config import load_config
-from allseg.evaluation import HISTOGRAMS, SUMMARY, WORST, evaluate
+import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
+from allseg.core.cli import config_parser, run
+from allseg.core.config import load_config
+from allseg.evaluate.evaluation import HISTOGRAMS, SUMMARY, WORST, evaluate
 
 
 def main(config_path):

@@ -2,10 +2,10 @@
 
     python TensorflowUNetALLInfer.py [CONFIG]
 """
-import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.cli import config_parser, run
-from allseg.config import load_config
-from allseg.inference import describe_left_out, infer
+import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
+from allseg.core.cli import config_parser, run
+from allseg.core.config import load_config
+from allseg.infer.inference import describe_left_out, infer
 
 
 def main(config_path):

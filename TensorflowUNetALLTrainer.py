@@ -4,10 +4,10 @@
 """
 import time
 
-import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.cli import config_parser, run
-from allseg.config import load_config
-from allseg.training import train
+import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
+from allseg.core.cli import config_parser, run
+from allseg.core.config import load_config
+from allseg.train.training import train
 
 
 def main(config_path):

@@ -5,12 +5,12 @@
 Writes <model_dir>/export/ and checks each export against the Keras model on the first few
 [eval] images (Dice between their masks), printing the figures.
 """
-import allseg.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.cli import config_parser, run
-from allseg.config import load_config
-from allseg.export import export_model
-from allseg.export_check import compare_exports
-from allseg.unet import load_trained_model
+import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
+from allseg.core.cli import config_parser, run
+from allseg.core.config import load_config
+from allseg.infer.export import export_model
+from allseg.evaluate.export_check import compare_exports
+from allseg.model.unet import load_trained_model
 
 
 def main(config_path):

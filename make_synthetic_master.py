@@ -6,10 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from allseg.cli import run
-from allseg.errors import UserError
-from allseg.files import set_aside
-from allseg.synthetic import CATEGORIES, write_master
+from allseg.core.cli import run
+from allseg.core.errors import UserError
+from allseg.core.files import set_aside
+from allseg.data.synthetic import CATEGORIES, write_master
 
 
 def main(args):

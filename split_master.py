@@ -5,8 +5,8 @@
 """
 import argparse
 
-from allseg.cli import run
-from allseg.splitting import split_master
+from allseg.core.cli import run
+from allseg.data.splitting import split_master
 
 
 def ratio(text):

@@ -1,4 +1,6 @@
-"""Library code behind the TensorflowUNet ALL scripts: one module per job."""
+"""Library code behind the TensorflowUNet ALL scripts, one sub-package per stage, in the order
+they may import each other: core, cells, data, model, infer, train, evaluate. A module imports
+from its own stage or an earlier one, never a later one (tests/test_layout.py checks)."""
 import os
 
 # TensorFlow's C++ start-up chatter hides the lines users need; keep warnings and errors.

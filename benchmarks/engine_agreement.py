@@ -17,7 +17,7 @@ import numpy as np
 
 from common import ROOT
 
-from allseg.files import write_text  # noqa: E402  (common puts the project on sys.path)
+from allseg.core.files import write_text  # noqa: E402  (common puts the project on sys.path)
 
 ENGINES = ("keras", "openvino", "litert")
 SCORES = ("mean_dice", "pooled_dice", "mean_iou")
@@ -31,14 +31,14 @@ def main():
                         default=ROOT / "benchmarks" / "results" / "engine_agreement.json")
     args = parser.parse_args()
 
-    import allseg.quiet_start  # noqa: F401
-    from allseg.config import load_config
-    from allseg.dataset import ALLDataset
-    from allseg.engines import load_predictor
-    from allseg.evaluation import evaluate
-    from allseg.images import read_rgb
-    from allseg.predict import predict_masks
-    from allseg.unet import load_trained_model
+    import allseg.core.quiet_start  # noqa: F401
+    from allseg.core.config import load_config
+    from allseg.data.dataset import ALLDataset
+    from allseg.infer.engines import load_predictor
+    from allseg.evaluate.evaluation import evaluate
+    from allseg.data.images import read_rgb
+    from allseg.infer.predict import predict_masks
+    from allseg.model.unet import load_trained_model
 
     base = load_config(args.run_dir / "config")
     model = load_trained_model(base)

@@ -3,7 +3,7 @@ and scored on the real Early class.
 
 Why JAX: the GPU machines this project was lent carry JAX with CUDA but no TensorFlow, and
 TensorFlow (1.9 GB installed) could not be brought along. The graph, loss and metrics are the
-project's own (allseg.model, allseg.losses_metrics use keras.ops only), as are pairing, the
+project's own (allseg.model.architecture, allseg.model.losses_metrics use keras.ops only), as are pairing, the
 validation split, prediction at the image's own size and the scores; what differs from the
 trainer is the input pipeline (arrays in memory, flips and turns in NumPy) and the absence of
 TensorFlow. Timed figures are therefore this backend's, not the TensorFlow trainer's.
@@ -27,15 +27,15 @@ from common import ROOT  # noqa: E402  (benchmarks/common.py; puts the project o
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from allseg.config import load_config  # noqa: E402
-from allseg.files import write_text  # noqa: E402
-from allseg.images import read_mask, read_rgb, resize_image, resize_mask  # noqa: E402
-from allseg.losses_metrics import make_loss, make_metrics  # noqa: E402
-from allseg.model import build_unet  # noqa: E402
-from allseg.pairing import find_pairs, split_pairs  # noqa: E402
-from allseg.predict import predict_masks  # noqa: E402
-from allseg.scoring import score_image, summarize  # noqa: E402
-from allseg.splitting import read_split_csv  # noqa: E402
+from allseg.core.config import load_config  # noqa: E402
+from allseg.core.files import write_text  # noqa: E402
+from allseg.data.images import read_mask, read_rgb, resize_image, resize_mask  # noqa: E402
+from allseg.model.losses_metrics import make_loss, make_metrics  # noqa: E402
+from allseg.model.architecture import build_unet  # noqa: E402
+from allseg.data.pairing import find_pairs, split_pairs  # noqa: E402
+from allseg.infer.predict import predict_masks  # noqa: E402
+from allseg.evaluate.scoring import score_image, summarize  # noqa: E402
+from allseg.data.splitting import read_split_csv  # noqa: E402
 
 PREDICT_BATCH = 32
 

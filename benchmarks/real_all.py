@@ -9,7 +9,7 @@ scores, for the trained model, every --compare model and the colour rule blue - 
 - each category's validation images, the ones the trainer held out of the train rows (same seed
   and fraction): pixel and cell scores against the dataset's truth, on every pair and on the
   pairs the truth audit trusts, and cell scores against the visible cells (the stain rule's
-  outlines, allseg/truth_audit.py), which is how Pro is judged where its truth fails;
+  outlines, allseg/data/truth_audit.py), which is how Pro is judged where its truth fails;
 - Early's 197 reference test images against their truth.
 Cells are scored as the evaluator scores them (one-to-one at IoU >= 0.5). Prints the tables;
 writes benchmarks/results/real_all.json and .md, and a montage of Pro validation predictions
@@ -24,14 +24,14 @@ import numpy as np
 
 from common import ROOT, reference_split, run, write_config
 
-from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
-from allseg.cells import cell_settings  # noqa: E402
-from allseg.config import load_config  # noqa: E402
-from allseg.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
-from allseg.pairing import find_category_pairs, split_pairs  # noqa: E402
-from allseg.scoring import score_image, summarize  # noqa: E402
-from allseg.truth_audit import audit_masks, stained_cells  # noqa: E402
-from allseg.files import write_text  # noqa: E402
+from allseg.evaluate.cell_scoring import score_cells, summarize_cells  # noqa: E402
+from allseg.cells.instances import cell_settings  # noqa: E402
+from allseg.core.config import load_config  # noqa: E402
+from allseg.data.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
+from allseg.data.pairing import find_category_pairs, split_pairs  # noqa: E402
+from allseg.evaluate.scoring import score_image, summarize  # noqa: E402
+from allseg.data.truth_audit import audit_masks, stained_cells  # noqa: E402
+from allseg.core.files import write_text  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "leukemia-all"
 COLOUR_RULE = 65  # blue - green above this: the rule the cross-category issue compared against
@@ -49,7 +49,7 @@ def load_items(pairs):
 
 def probabilities(model, items, tta=False):
     """Each item's probability map, resized to its image's own size."""
-    from allseg.predict import predict_probabilities, resize_probability
+    from allseg.infer.predict import predict_probabilities, resize_probability
 
     probs = []
     for start in range(0, len(items), 16):
@@ -168,10 +168,10 @@ def main():
         train_seconds = run("TensorflowUNetALLTrainer.py", config)
         write_text(run_dir / "train_seconds.txt", f"{train_seconds:.1f}\n")
 
-    import allseg.quiet_start  # noqa: F401
+    import allseg.core.quiet_start  # noqa: F401
     import keras
 
-    import allseg.losses_metrics  # noqa: F401  (registers the loss, so saved models load)
+    import allseg.model.losses_metrics  # noqa: F401  (registers the loss, so saved models load)
 
     cfg = load_config(config)
     c, t = cfg.infer, cfg.train

@@ -20,14 +20,14 @@ import numpy as np
 
 from common import DEFAULT_DATA, ROOT, read_summary, reference_split, run, write_config
 
-from allseg.cell_scoring import score_cells, summarize_cells  # noqa: E402
-from allseg.cells import cell_settings  # noqa: E402
-from allseg.config import load_config  # noqa: E402
-from allseg.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
-from allseg.pairing import find_pairs  # noqa: E402
-from allseg.predict import remove_small_components  # noqa: E402
-from allseg.scoring import score_image, summarize  # noqa: E402
-from allseg.files import replace_atomically, write_text  # noqa: E402
+from allseg.evaluate.cell_scoring import score_cells, summarize_cells  # noqa: E402
+from allseg.cells.instances import cell_settings  # noqa: E402
+from allseg.core.config import load_config  # noqa: E402
+from allseg.data.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
+from allseg.data.pairing import find_pairs  # noqa: E402
+from allseg.cells.instances import remove_small_components  # noqa: E402
+from allseg.evaluate.scoring import score_image, summarize  # noqa: E402
+from allseg.core.files import replace_atomically, write_text  # noqa: E402
 
 
 def blue_minus_green(rgb):
@@ -131,8 +131,8 @@ def worst_montage(config, all_dir, per_image, path, private_path, count=5):
     with each original image in front goes to `private_path`, in the scratch folder."""
     import cv2
 
-    from allseg.predict import predict_masks
-    from allseg.unet import load_trained_model
+    from allseg.infer.predict import predict_masks
+    from allseg.model.unet import load_trained_model
 
     cfg = load_config(config)
     model = load_trained_model(cfg)

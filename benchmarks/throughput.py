@@ -97,9 +97,9 @@ def train_worker(cfg, approach):
     timer = epoch_timer()
     if approach == "plain":
         import keras
-        from allseg.losses_metrics import make_loss, make_metrics
-        from allseg.model import build_unet
-        from allseg.pairing import find_pairs
+        from allseg.model.losses_metrics import make_loss, make_metrics
+        from allseg.model.architecture import build_unet
+        from allseg.data.pairing import find_pairs
         m, t = cfg.model, cfg.train
         x, y = load_arrays(cfg, find_pairs(t.image_datapath, t.mask_datapath, t.category))
         model = build_unet(m.image_height, m.image_width, 3, 1, m.base_filters, m.num_layers,
@@ -109,9 +109,9 @@ def train_worker(cfg, approach):
                   verbose=0)
         n_train = len(x) - int(len(x) * 0.2)
     else:
-        from allseg.training import train
-        from allseg.dataset import ALLDataset
-        from allseg.pairing import split_pairs
+        from allseg.train.training import train
+        from allseg.data.dataset import ALLDataset
+        from allseg.data.pairing import split_pairs
         data = ALLDataset.from_config(cfg, "train")
         n_train = len(split_pairs(data.pairs, cfg.train.validation_split, cfg.train.seed)[0])
         train(cfg, extra_callbacks=[timer])
@@ -125,8 +125,8 @@ def step_worker(cfg, approach, steps=20):
     no callbacks. What no input side can beat: the ceiling for the approaches above."""
     import keras
     import numpy as np
-    from allseg.losses_metrics import make_loss, make_metrics
-    from allseg.model import build_unet
+    from allseg.model.losses_metrics import make_loss, make_metrics
+    from allseg.model.architecture import build_unet
     m, t = cfg.model, cfg.train
     keras.utils.set_random_seed(0)
     model = build_unet(m.image_height, m.image_width, 3, 1, m.base_filters, m.num_layers,
@@ -148,8 +148,8 @@ def infer_worker(cfg, approach):
     """Segments every image in [infer] images_dir; returns seconds and the image count."""
     import cv2
     import numpy as np
-    from allseg.images import list_images
-    from allseg.unet import load_trained_model
+    from allseg.data.images import list_images
+    from allseg.model.unet import load_trained_model
     files = list_images(cfg.infer.images_dir)
     loading = time.perf_counter()
     model = load_trained_model(cfg)
@@ -167,9 +167,9 @@ def infer_worker(cfg, approach):
                               interpolation=cv2.INTER_NEAREST)
             cv2.imwrite(str(out / f"{path.stem}.png"), mask)
     else:
-        from allseg.engines import load_predictor
-        from allseg.inference import infer
-        from allseg.predict import predict_masks
+        from allseg.infer.engines import load_predictor
+        from allseg.infer.inference import infer
+        from allseg.infer.predict import predict_masks
         model = load_predictor(cfg, model)  # [infer] engine; converts on first use
         predict_masks(model, [np.zeros((m.image_height, m.image_width, 3), np.uint8)], m,
                       cfg.train.batch_size)  # warm: trace (and compile) the batch graph once
@@ -189,8 +189,8 @@ def forward_worker(cfg, rows, min_seconds=3.0):
     from Keras."""
     import keras
     import numpy as np
-    from allseg.engines import cached_engine
-    from allseg.unet import load_trained_model
+    from allseg.infer.engines import cached_engine
+    from allseg.model.unet import load_trained_model
     m, batch = cfg.model, cfg.train.batch_size
     model = load_trained_model(cfg)
     model.jit_compile = False
@@ -225,8 +225,8 @@ def forward_worker(cfg, rows, min_seconds=3.0):
 
 def worker(args):
     """One measurement in this process; prints one JSON line with its peak memory."""
-    from allseg.config import load_config
-    from allseg.unet import TensorflowUNet
+    from allseg.core.config import load_config
+    from allseg.model.unet import TensorflowUNet
     cfg = load_config(args.config)
     if args.worker == "train":
         result = train_worker(cfg, args.approach)
@@ -273,7 +273,7 @@ def measure(task, approach, config):
 
 def make_images(folder, count):
     """count synthetic Early pairs in the Kaggle layout (made once, reused)."""
-    from allseg.synthetic import write_master
+    from allseg.data.synthetic import write_master
     done = folder / "Original" / "Early"
     if not (done.is_dir() and len(list(done.iterdir())) >= count):
         write_master(folder, per_category=count, seed=11, categories=("Early",))
@@ -475,7 +475,7 @@ def main():
     configs = args.configs or (["seed"] if args.quick else list(CONFIGS))
     variants = {k: v for k, v in VARIANTS.items() if not (args.quick and k == "pipeline_xla")}
     start = time.perf_counter()
-    from allseg.engines import choose
+    from allseg.infer.engines import choose
     auto_engine, why = choose("auto", None)
     print(f"[infer] engine = \"auto\" here: {auto_engine} ({why})")
     results = {name: bench_config(name, CONFIGS[name], n, epochs, args.scratch, variants, auto_engine)
@@ -498,7 +498,7 @@ def main():
           f"({report['headline_config']} config); {report['wall_seconds'] / 60:.1f} min")
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "throughput_quick" if args.quick else "throughput"
-    from allseg.files import write_json, write_text
+    from allseg.core.files import write_json, write_text
     write_json(args.out / f"{stem}.json", report)
     write_text(args.out / f"{stem}.md", text + "\n")
 

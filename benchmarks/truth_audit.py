@@ -2,7 +2,7 @@
 
     python benchmarks/truth_audit.py [--data DIR] [--scratch DIR] [--out DIR] [--assets DIR]
 
-Every pair of every category under --data (Kaggle layout) is checked by allseg/truth_audit.py.
+Every pair of every category under --data (Kaggle layout) is checked by allseg/data/truth_audit.py.
 Writes benchmarks/results/truth_audit.csv (every pair: measures and reasons; file names only) and
 a per-category table (truth_audit.md), and draws a gallery per reason: with each smear in front
 in the scratch folder (dataset images are never copied into the project), and as masks only,
@@ -17,10 +17,10 @@ import numpy as np
 
 from common import ROOT
 
-from allseg.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
-from allseg.pairing import find_category_pairs  # noqa: E402
-from allseg.truth_audit import REASONS, audit_csv, audit_pairs, stained_cells  # noqa: E402
-from allseg.files import write_text  # noqa: E402
+from allseg.data.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
+from allseg.data.pairing import find_category_pairs  # noqa: E402
+from allseg.data.truth_audit import REASONS, audit_csv, audit_pairs, stained_cells  # noqa: E402
+from allseg.core.files import write_text  # noqa: E402
 
 GALLERY_ROWS = 6
 

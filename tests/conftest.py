@@ -90,7 +90,7 @@ def run_script(script, *args, cwd=ROOT, check=True):
 
 @pytest.fixture(scope="session")
 def synthetic_master(tmp_path_factory):
-    from allseg.synthetic import write_master
+    from allseg.data.synthetic import write_master
     out = tmp_path_factory.mktemp("master") / "master"
     write_master(out, per_category=12, seed=3, categories=("Early", "Pro"))
     return out

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from allseg.config import load_config
-from allseg.errors import ConfigError
-from allseg.pairing import category_names
+from allseg.core.config import load_config
+from allseg.core.errors import ConfigError
+from allseg.data.pairing import category_names
 from conftest import run_script, tiny_config_text
 
 

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from allseg.cell_scoring import (hausdorff95, match_cells, normalized_surface_dice, score_cells,
+from allseg.evaluate.cell_scoring import (hausdorff95, match_cells, normalized_surface_dice, score_cells,
                                  split_and_merging_cells, summarize_cells)
-from allseg.cells import SPLIT_HOLE_PX, fill_small_holes, label_cells, measure_cells
+from allseg.cells.instances import SPLIT_HOLE_PX, fill_small_holes, label_cells, measure_cells
 
 
 def disc(shape, centre, radius):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from allseg.compare import paired_interval
+from allseg.evaluate.compare import paired_interval
 
 
 def mean_error(rows):

@@ -1,7 +1,7 @@
 import pytest
 
-from allseg.config import load_config
-from allseg.errors import ConfigError
+from allseg.core.config import load_config
+from allseg.core.errors import ConfigError
 from conftest import ROOT, tiny_config_text
 
 
@@ -99,7 +99,7 @@ def test_image_size_not_a_multiple_of_the_poolings_is_a_clear_error(tmp_path):
 
 
 def test_contact_weight_without_a_cell_split_is_refused_by_training_only(tmp_path):
-    from allseg.training import weight_map_settings
+    from allseg.train.training import weight_map_settings
     text = tiny_config_text(tmp_path).replace("[eval]", "contact_weight = 10.0\n\n[eval]")
     settings = weight_map_settings(load_config(write(tmp_path, text)))
     assert settings[3:5] == (10.0, 3.0)               # contact weight, the [infer] split depth

@@ -7,8 +7,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allseg.config import SCHEMA, load_config
-from allseg.errors import ConfigError
+from allseg.core.config import SCHEMA, load_config
+from allseg.core.errors import ConfigError
 from conftest import ROOT
 
 MARKER = Path(tempfile.gettempdir()) / "allseg_fuzz_marker"

@@ -2,11 +2,11 @@ import cv2
 import numpy as np
 import pytest
 
-from allseg.dataset import ALLDataset
-from allseg.pairing import split_pairs
-from allseg.errors import DataError
-from allseg.images import read_mask, read_rgb
-from allseg.pairing import find_pairs
+from allseg.data.dataset import ALLDataset
+from allseg.data.pairing import split_pairs
+from allseg.core.errors import DataError
+from allseg.data.images import read_mask, read_rgb
+from allseg.data.pairing import find_pairs
 
 
 def write_pair(root, stem, image_ext=".jpg", mask_ext=".jpg", size=(40, 48), category="Early"):
@@ -110,7 +110,7 @@ def test_validation_split_is_seeded_and_disjoint(tmp_path):
 
 
 def test_training_can_leave_the_truths_specks_out(tmp_path):
-    from allseg.dataset import load_pair
+    from allseg.data.dataset import load_pair
     image = np.full((40, 40, 3), 200, np.uint8)
     segmented = np.zeros((40, 40, 3), np.uint8)
     segmented[5:15, 5:15] = 255   # a 100-pixel cell

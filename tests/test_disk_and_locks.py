@@ -14,10 +14,10 @@ import pytest
 
 from conftest import ROOT, run_script, script_process_options, tiny_config_text
 
-import allseg.losses_metrics  # noqa: F401  (registers the loss, so saved models load)
-from allseg.errors import UserError
-from allseg.files import WriteError, write_bytes
-from allseg.run_lock import LOCK_FILE, running_training, training_lock
+import allseg.model.losses_metrics  # noqa: F401  (registers the loss, so saved models load)
+from allseg.core.errors import UserError
+from allseg.core.files import WriteError, write_bytes
+from allseg.core.run_lock import LOCK_FILE, running_training, training_lock
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path, monkeyp
             return real_write(fd, bytes(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("allseg.files.os.write", half_then_full)
+    monkeypatch.setattr("allseg.core.files.os.write", half_then_full)
     with pytest.raises(WriteError) as caught:
         write_bytes(target, b"x" * 1000)
     message = str(caught.value)
@@ -87,7 +87,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial_one(tmp_path, monkeyp
 
 def test_short_writes_are_carried_on_until_every_byte_is_written(tmp_path, monkeypatch):
     real_write = os.write
-    monkeypatch.setattr("allseg.files.os.write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    monkeypatch.setattr("allseg.core.files.os.write", lambda fd, data: real_write(fd, bytes(data[:7])))
     data = bytes(range(256)) * 40
     write_bytes(tmp_path / "mask.png", data)
     assert (tmp_path / "mask.png").read_bytes() == data

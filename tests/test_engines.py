@@ -19,8 +19,8 @@ CONVERTED = [("openvino", "model.bin"), ("litert", "model.tflite")]
 
 def write_model(folder, seed, size=32):
     """A tiny untrained U-Net saved as best_model.keras (random weights give varied masks)."""
-    from allseg.losses_metrics import make_loss
-    from allseg.model import build_unet
+    from allseg.model.losses_metrics import make_loss
+    from allseg.model.architecture import build_unet
     keras.utils.set_random_seed(seed)
     model = build_unet(size, size, base_filters=4, num_layers=2, dropout_rate=0.05, batch_norm=True)
     model.compile(loss=make_loss("bce_dice"))
@@ -35,7 +35,7 @@ def setup(tmp_path):
     model = write_model(tmp_path / "models", seed=7)
 
     def config(engine):
-        from allseg.config import load_config
+        from allseg.core.config import load_config
         path = tmp_path / f"{engine}.config"
         path.write_text(tiny_config_text(tmp_path) + f'engine = "{engine}"\n', encoding="utf-8")
         return load_config(path)
@@ -44,7 +44,7 @@ def setup(tmp_path):
 
 def smears(count=3):
     """Synthetic smear images at sizes other than the model's."""
-    from allseg.synthetic import make_smear
+    from allseg.data.synthetic import make_smear
     rng = np.random.default_rng(2)
     return [cv2.resize(make_smear(rng, "Early")[0], size, interpolation=cv2.INTER_AREA)
             for size in ((48, 40), (90, 70), (32, 32))[:count]]
@@ -56,8 +56,8 @@ def lines(text, start):
 
 @pytest.mark.parametrize("name", ["openvino", "litert"])
 def test_every_engine_gives_the_keras_masks(setup, capsys, name):
-    from allseg.engines import load_predictor
-    from allseg.predict import predict_masks, predict_probabilities
+    from allseg.infer.engines import load_predictor
+    from allseg.infer.predict import predict_masks, predict_probabilities
     config, model = setup
     cfg = config(name)
     engine = load_predictor(cfg)
@@ -86,7 +86,7 @@ def test_every_engine_gives_the_keras_masks(setup, capsys, name):
 @pytest.mark.parametrize("name,converted", CONVERTED)
 def test_the_conversion_is_reused_then_rebuilt_when_the_model_changes(setup, capsys, tmp_path,
                                                                       name, converted):
-    from allseg.engines import load_predictor
+    from allseg.infer.engines import load_predictor
     config, _ = setup
     cfg = config(name)
     load_predictor(cfg)
@@ -115,7 +115,7 @@ def test_the_conversion_is_reused_then_rebuilt_when_the_model_changes(setup, cap
 
 @pytest.mark.parametrize("name,converted", CONVERTED)
 def test_a_damaged_or_foreign_cache_is_rebuilt_with_a_note(setup, capsys, tmp_path, name, converted):
-    from allseg.engines import load_predictor
+    from allseg.infer.engines import load_predictor
     config, model = setup
     cfg = config(name)
     folder = tmp_path / "models" / f"best_model.{name}"
@@ -153,8 +153,8 @@ def test_a_damaged_or_foreign_cache_is_rebuilt_with_a_note(setup, capsys, tmp_pa
 
 def test_a_conversion_that_differs_from_keras_is_refused_with_the_way_back(setup, monkeypatch,
                                                                            tmp_path):
-    import allseg.engines as engines
-    from allseg.errors import UserError
+    import allseg.infer.engines as engines
+    from allseg.core.errors import UserError
     config, _ = setup
     monkeypatch.setattr(engines, "CHECK_TOLERANCE", -1.0)  # any difference is too large
     with pytest.raises(UserError, match=r'openvino 2026.*set \[infer\] engine = "keras" to fall back'):
@@ -163,8 +163,8 @@ def test_a_conversion_that_differs_from_keras_is_refused_with_the_way_back(setup
 
 
 def test_auto_runs_openvino_on_a_cpu_and_keras_runs_the_model_itself(setup, capsys):
-    from allseg.accel import gpu_names
-    from allseg.engines import load_predictor
+    from allseg.core.accel import gpu_names
+    from allseg.infer.engines import load_predictor
     config, _ = setup
     assert load_predictor(config("keras")).__class__.__name__ == "Functional"
     assert lines(capsys.readouterr().out, "Inference engine: keras ")
@@ -180,8 +180,8 @@ def test_auto_runs_openvino_on_a_cpu_and_keras_runs_the_model_itself(setup, caps
 def test_evaluate_and_infer_run_the_engine(setup, capsys, tmp_path, synthetic_master):
     import shutil
 
-    from allseg.evaluation import evaluate
-    from allseg.inference import infer
+    from allseg.evaluate.evaluation import evaluate
+    from allseg.infer.inference import infer
     config, _ = setup
     for sub in ("original", "segmented"):
         shutil.copytree(synthetic_master / ("Original" if sub == "original" else "Segmented") / "Early",
@@ -199,8 +199,8 @@ def test_evaluate_and_infer_run_the_engine(setup, capsys, tmp_path, synthetic_ma
 
 
 def test_a_bad_engine_name_is_refused_naming_file_section_key_value_and_choices(tmp_path):
-    from allseg.config import load_config
-    from allseg.errors import ConfigError
+    from allseg.core.config import load_config
+    from allseg.core.errors import ConfigError
     path = tmp_path / "bad.config"
     path.write_text(tiny_config_text(tmp_path) + 'engine = "onnx"\n', encoding="utf-8")
     with pytest.raises(ConfigError) as info:

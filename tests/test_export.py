@@ -16,10 +16,10 @@ def test_exports_follow_the_keras_model(trained):
     assert all(float(line.rsplit(":", 1)[1]) >= 0.99 for line in lines), lines
 
     # the same check here, on probabilities too, so an all-empty mask cannot pass unnoticed
-    from allseg.config import load_config
-    from allseg.export import openvino_predict, saved_model_predict, tflite_predict
-    from allseg.export_check import sample_images
-    from allseg.unet import load_trained_model
+    from allseg.core.config import load_config
+    from allseg.infer.export import openvino_predict, saved_model_predict, tflite_predict
+    from allseg.evaluate.export_check import sample_images
+    from allseg.model.unet import load_trained_model
     cfg = load_config(config)
     images = sample_images(cfg)
     want = load_trained_model(cfg).predict_on_batch(images.astype(np.float32))[..., 0]

@@ -3,9 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
-from allseg.cells import count_row, label_cells
-from allseg.errors import UserError
-from allseg.inference import _check_folders
+from allseg.cells.instances import count_row, label_cells
+from allseg.core.errors import UserError
+from allseg.infer.inference import _check_folders
 
 
 def test_inference_refuses_outputs_inside_the_input_folder(tmp_path):
@@ -41,9 +41,9 @@ def test_tiled_prediction_of_a_2x2_mosaic_matches_the_single_image_away_from_til
 
     import keras
 
-    from allseg.model import build_unet
-    from allseg.predict import predict_masks, predict_tiled
-    from allseg.synthetic import make_smear
+    from allseg.model.architecture import build_unet
+    from allseg.infer.predict import predict_masks, predict_tiled
+    from allseg.data.synthetic import make_smear
 
     keras.utils.set_random_seed(5)
     size = 64

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from allseg.augment import augment
-from allseg.model import build_unet
-from allseg.predict import predict_masks, predict_probabilities, remove_small_components, to_mask
+from allseg.data.augment import augment
+from allseg.model.architecture import build_unet
+from allseg.cells.instances import remove_small_components
+from allseg.infer.predict import predict_masks, predict_probabilities, to_mask
 
 
 def test_flips_and_turns_move_image_and_mask_together():
@@ -94,7 +95,7 @@ def test_config_threshold_reaches_the_masks_inference_writes(threshold, blast):
 
 
 def test_border_weight_map_stresses_the_gap_between_two_cells():
-    from allseg.weight_map import border_weights
+    from allseg.data.weight_map import border_weights
     mask = np.zeros((20, 30), bool)
     mask[5:15, 2:12] = True   # two 10x10 cells with a 2-pixel gap (columns 12 and 13)
     mask[5:15, 14:24] = True
@@ -110,7 +111,7 @@ def test_border_weight_map_stresses_the_gap_between_two_cells():
 
 
 def test_contact_weights_stress_where_touching_cells_meet():
-    from allseg.weight_map import border_weights
+    from allseg.data.weight_map import border_weights
     yy, xx = np.mgrid[:40, :60]
     mask = ((yy - 20) ** 2 + (xx - 18) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 37) ** 2 <= 100)
     # two discs of radius 10 whose rims overlap near column 27: one region, two cells once split
@@ -128,8 +129,8 @@ def test_contact_weights_stress_where_touching_cells_meet():
 
 
 def test_training_with_the_weight_map_feeds_per_pixel_weights(tmp_path, synthetic_master):
-    from allseg.config import load_config
-    from allseg.training import train
+    from allseg.core.config import load_config
+    from allseg.train.training import train
     from conftest import run_script, tiny_config_text
     run_script("split_master.py", "--master", synthetic_master, "--dest", tmp_path / "ALL",
                "--mini-test", tmp_path / "mini_test")

@@ -4,9 +4,9 @@ import sys
 import numpy as np
 import pytest
 
-from allseg.errors import ConfigError
-from allseg.losses_metrics import BceDice, Dice, IoU, make_loss
-from allseg.unet import TensorflowUNet
+from allseg.core.errors import ConfigError
+from allseg.model.losses_metrics import BceDice, Dice, IoU, make_loss
+from allseg.model.unet import TensorflowUNet
 from conftest import ROOT, run_script, tiny_config_text
 
 
@@ -43,7 +43,7 @@ def test_saved_model_reloads_in_a_fresh_process_with_safe_mode(tmp_path):
     expected = model.predict(x, verbose=0)
     model.save(tmp_path / "m.keras")
     np.save(tmp_path / "x.npy", x)
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import allseg.losses_metrics, keras, "
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import allseg.model.losses_metrics, keras, "
             f"numpy as np; m = keras.models.load_model({str(tmp_path / 'm.keras')!r}); "
             f"np.save({str(tmp_path / 'y.npy')!r}, m.predict(np.load({str(tmp_path / 'x.npy')!r}), "
             "verbose=0)); print(m.loss.name)")

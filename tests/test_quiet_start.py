@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from allseg.quiet_start import gpu_driver_present, shown, start_tensorflow_quietly
+from allseg.core.quiet_start import gpu_driver_present, shown, start_tensorflow_quietly
 from conftest import run_script, tiny_config_text
 
 CUDA_ERROR = ("E0000 00:00:1795830939.236177    3944 cuda_platform.cc:52] failed call to cuInit: "

@@ -1,9 +1,9 @@
 """Checks on the real Early class where ../shared/data/leukemia-early is present; skipped elsewhere."""
 import csv
 
-from allseg.images import read_mask
-from allseg.pairing import find_pairs
-from allseg.splitting import split_master
+from allseg.data.images import read_mask
+from allseg.data.pairing import find_pairs
+from allseg.data.splitting import split_master
 from conftest import REAL_DATA, needs_real_data
 
 pytestmark = needs_real_data()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from allseg.scoring import confusion, dice, iou, score_image, summarize
+from allseg.evaluate.scoring import confusion, dice, iou, score_image, summarize
 
 
 def test_dice_and_iou_from_counts():

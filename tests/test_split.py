@@ -3,8 +3,8 @@ import hashlib
 
 import pytest
 
-from allseg.errors import UserError
-from allseg.splitting import split_master
+from allseg.core.errors import UserError
+from allseg.data.splitting import split_master
 from conftest import run_script
 
 

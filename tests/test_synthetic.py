@@ -1,9 +1,9 @@
 import cv2
 import numpy as np
 
-from allseg.images import mask_from_segmented
-from allseg.scoring import confusion, dice
-from allseg.synthetic import BLAST_STYLE, make_smear
+from allseg.data.images import mask_from_segmented
+from allseg.evaluate.scoring import confusion, dice
+from allseg.data.synthetic import BLAST_STYLE, make_smear
 
 
 def jpeg_roundtrip(rgb):

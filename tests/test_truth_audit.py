@@ -3,9 +3,9 @@ import cv2
 import numpy as np
 import pytest
 
-from allseg.errors import DataError
-from allseg.pairing import find_category_pairs
-from allseg.truth_audit import audit_masks, describe_left_out, stain_score, trusted_pairs
+from allseg.core.errors import DataError
+from allseg.data.pairing import find_category_pairs
+from allseg.data.truth_audit import audit_masks, describe_left_out, stain_score, trusted_pairs
 from conftest import run_script, tiny_config_text
 
 VIOLET, PALE = (150, 60, 170), (225, 215, 220)  # (R + B) / 2 - G = 100 and 7.5
@@ -93,7 +93,7 @@ def test_stain_normalisation_makes_the_model_blind_to_a_colour_cast(tmp_path):
     their .keras files without custom objects."""
     import keras
 
-    from allseg.model import build_unet
+    from allseg.model.architecture import build_unet
 
     rng = np.random.default_rng(0)
     image = rng.integers(60, 190, (1, 32, 32, 3)).astype(np.float32)
@@ -128,7 +128,7 @@ def test_training_can_leave_flagged_truth_out(tmp_path, synthetic_master):
 
 
 def test_repair_keeps_flagged_pairs_and_trains_them_on_the_stain_rule(tmp_path, capsys):
-    from allseg.dataset import load_pair
+    from allseg.data.dataset import load_pair
 
     write_pair(tmp_path, "Pro", "good", smear(), discs())
     write_pair(tmp_path, "Pro", "empty", smear(), np.zeros((100, 100), bool))
@@ -143,8 +143,8 @@ def test_repair_keeps_flagged_pairs_and_trains_them_on_the_stain_rule(tmp_path, 
 
 
 def test_named_categories_train_on_their_mask_plus_the_stained_cells(tmp_path, capsys):
-    from allseg.dataset import load_pair
-    from allseg.truth_audit import add_stained_cells
+    from allseg.data.dataset import load_pair
+    from allseg.data.truth_audit import add_stained_cells
 
     one_disc = discs() & (np.arange(100)[:, None] < 50)  # the truth misses the second cell
     write_pair(tmp_path, "Benign", "half", smear(), one_disc)
@@ -159,7 +159,7 @@ def test_named_categories_train_on_their_mask_plus_the_stained_cells(tmp_path, c
 
 
 def test_add_stained_cells_keeps_a_repaired_pair_on_the_stain_rule(tmp_path):
-    from allseg.truth_audit import add_stained_cells
+    from allseg.data.truth_audit import add_stained_cells
 
     write_pair(tmp_path, "Benign", "empty", smear(), np.zeros((100, 100), bool))
     pairs = find_category_pairs(tmp_path / "Original", tmp_path / "Segmented", "Benign")
@@ -168,7 +168,7 @@ def test_add_stained_cells_keeps_a_repaired_pair_on_the_stain_rule(tmp_path):
 
 
 def test_add_stained_cells_says_when_a_named_category_has_no_pairs(tmp_path, capsys):
-    from allseg.truth_audit import add_stained_cells
+    from allseg.data.truth_audit import add_stained_cells
 
     write_pair(tmp_path, "Benign", "one", smear(), discs())
     pairs = find_category_pairs(tmp_path / "Original", tmp_path / "Segmented", "Benign")
@@ -183,8 +183,8 @@ def dice_of(a, b):
 
 
 def test_skip_and_repair_together_are_refused(tmp_path):
-    from allseg.config import load_config
-    from allseg.errors import ConfigError
+    from allseg.core.config import load_config
+    from allseg.core.errors import ConfigError
 
     config = tmp_path / "both.config"
     config.write_text(tiny_config_text(tmp_path).replace(

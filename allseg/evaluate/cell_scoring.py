@@ -1,0 +1,157 @@
+"""Cell-level scores: true and predicted cells matched one to one, and boundary scores.
+
+Every score comes with the counts it was computed from, so a reader can redo the arithmetic.
+Empty cases follow the pixel scores' rule: where there is nothing to find and nothing was found,
+the score is 1 (a distance is 0); where only one side has cells, a ratio is 0 and a distance is
+undefined (None, left out of the mean and counted apart).
+"""
+import numpy as np
+from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
+
+from allseg.cells.instances import SPLIT_HOLE_PX, label_cells
+from allseg.evaluate.scoring import dice
+
+IOU_MATCH = 0.5     # a true and a predicted cell are the same cell at this IoU or more
+NSD_TOLERANCE = 2   # pixels; normalized surface Dice (Nikolov et al. 2021)
+
+
+def joint_counts(true_labels, pred_labels):
+    """Pixels shared by true label i (row) and predicted label j (column), background 0 included."""
+    n_true, n_pred = int(true_labels.max()), int(pred_labels.max())
+    return np.bincount(true_labels.ravel().astype(np.int64) * (n_pred + 1) + pred_labels.ravel(),
+                       minlength=(n_true + 1) * (n_pred + 1)).reshape(n_true + 1, n_pred + 1)
+
+
+def iou_matrix(true_labels, pred_labels):
+    """IoU of every true cell (rows) with every predicted cell (columns); labels 1..n."""
+    joint = joint_counts(true_labels, pred_labels)
+    inter = joint[1:, 1:]
+    union = joint[1:, :].sum(1)[:, None] + joint[:, 1:].sum(0)[None, :] - inter
+    return inter / np.maximum(union, 1)
+
+
+def split_and_merging_cells(true_labels, pred_labels):
+    """Why counts differ: a true cell is split when two or more predicted cells lie mostly (over
+    half their pixels) inside it; a predicted cell is merging when two or more true cells lie mostly
+    inside it. Majority makes each cell belong to at most one cell of the other side. Returns
+    ({true label split: predicted cells inside}, {predicted label merging: true cells inside})."""
+    joint = joint_counts(true_labels, pred_labels)
+    inter = joint[1:, 1:]
+    pred_inside = inter * 2 > joint[:, 1:].sum(0)[None, :]   # predicted cell j mostly in true i
+    true_inside = inter * 2 > joint[1:, :].sum(1)[:, None]   # true cell i mostly in predicted j
+    pieces_in_true, pieces_in_pred = pred_inside.sum(1), true_inside.sum(0)
+    return ({int(i) + 1: int(pieces_in_true[i]) for i in np.flatnonzero(pieces_in_true >= 2)},
+            {int(j) + 1: int(pieces_in_pred[j]) for j in np.flatnonzero(pieces_in_pred >= 2)})
+
+
+def splits_and_merges(true_labels, pred_labels):
+    """How many true cells are split and how many predicted cells merge true ones."""
+    split, merging = split_and_merging_cells(true_labels, pred_labels)
+    return {"split_true": len(split), "merged_pred": len(merging)}
+
+
+def match_cells(true_labels, pred_labels, threshold=IOU_MATCH):
+    """One-to-one matching that maximizes the summed IoU over pairs with IoU >= threshold
+    (Hungarian assignment). Returns counts, the matched pairs and their IoUs."""
+    iou = iou_matrix(true_labels, pred_labels)
+    n_true, n_pred = iou.shape
+    eligible = np.where(iou >= threshold, iou, 0.0)
+    rows, cols = linear_sum_assignment(eligible, maximize=True) if iou.size else ([], [])
+    pairs = [(int(r) + 1, int(c) + 1, float(iou[r, c])) for r, c in zip(rows, cols)
+             if iou[r, c] >= threshold]
+    tp = len(pairs)
+    return {"n_true": n_true, "n_pred": n_pred, "tp": tp, "fp": n_pred - tp, "fn": n_true - tp,
+            "iou_sum": sum(p[2] for p in pairs), "pairs": pairs}
+
+
+def detection_scores(tp, fp, fn, iou_sum):
+    """precision, recall, F1 and panoptic quality (F1 x mean IoU of the matched cells)."""
+    denom = tp + 0.5 * fp + 0.5 * fn
+    return {
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+        "recall": tp / (tp + fn) if tp + fn else 1.0,
+        "f1": tp / denom if denom else 1.0,
+        "panoptic_quality": iou_sum / denom if denom else 1.0,
+        "matched_mean_iou": iou_sum / tp if tp else None,
+    }
+
+
+def surface(mask):
+    """Boundary pixels: foreground pixels with a background 8-neighbour (or on the image edge)."""
+    return mask & ~ndimage.binary_erosion(mask, structure=np.ones((3, 3), bool), border_value=0)
+
+
+def surface_distances(a, b):
+    """For every boundary pixel of mask a, the distance in pixels to the nearest boundary pixel
+    of mask b (both non-empty)."""
+    return ndimage.distance_transform_edt(~surface(b))[surface(a)]
+
+
+def boundary_scores(pred, truth, tolerance=NSD_TOLERANCE):
+    """(normalized surface Dice at `tolerance` pixels, HD95 in pixels) of two masks, from one
+    pair of boundary distance maps."""
+    if not pred.any() and not truth.any():
+        return 1.0, 0.0
+    if not pred.any() or not truth.any():
+        return 0.0, None
+    d_pred, d_truth = surface_distances(pred, truth), surface_distances(truth, pred)
+    close = np.count_nonzero(d_pred <= tolerance) + np.count_nonzero(d_truth <= tolerance)
+    # HD95: the larger of the two directed 95th-percentile distances
+    hd95 = float(max(np.percentile(d_pred, 95), np.percentile(d_truth, 95)))
+    return close / (d_pred.size + d_truth.size), hd95
+
+
+def normalized_surface_dice(pred, truth, tolerance=NSD_TOLERANCE):
+    """Share of both boundaries lying within `tolerance` pixels of the other boundary."""
+    return boundary_scores(pred, truth, tolerance)[0]
+
+
+def hausdorff95(pred, truth):
+    """The larger of the two directed 95th-percentile boundary distances, in pixels."""
+    return boundary_scores(pred, truth)[1]
+
+
+def score_cells(pred_mask, truth_mask, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):
+    """Cell scores of one image; returns (row, true labels, predicted labels, match)."""
+    true_labels = label_cells(truth_mask, min_area, split_depth, split_hole_px)
+    pred_labels = label_cells(pred_mask, min_area, split_depth, split_hole_px)
+    match = match_cells(true_labels, pred_labels)
+    truth, pred = true_labels > 0, pred_labels > 0
+    tp_px = int(np.count_nonzero(pred & truth))
+    fp_px, fn_px = int(np.count_nonzero(pred)) - tp_px, int(np.count_nonzero(truth)) - tp_px
+    nsd, hd95 = boundary_scores(pred, truth)
+    row = {**{k: match[k] for k in ("n_true", "n_pred", "tp", "fp", "fn")},
+           "iou_sum": round(match["iou_sum"], 6), **splits_and_merges(true_labels, pred_labels),
+           **detection_scores(match["tp"], match["fp"], match["fn"], match["iou_sum"]),
+           "dice": dice(tp_px, fp_px, fn_px), "tp_px": tp_px, "fp_px": fp_px, "fn_px": fn_px,
+           "nsd_2px": nsd, "hd95": hd95}
+    return row, true_labels, pred_labels, match
+
+
+def summarize_cells(rows, min_area, split_depth, split_hole_px=SPLIT_HOLE_PX):
+    """Pooled cell scores over images (counts summed first), with the per-image means beside."""
+    def total(key):
+        return sum(r[key] for r in rows)
+
+    tp, fp, fn = total("tp"), total("fp"), total("fn")
+    errors = np.array([r["n_pred"] - r["n_true"] for r in rows], float)
+    hd = [r["hd95"] for r in rows if r["hd95"] is not None]
+    return {
+        "num_images": len(rows), "n_true": total("n_true"), "n_pred": total("n_pred"),
+        "tp": tp, "fp": fp, "fn": fn, "iou_sum": round(total("iou_sum"), 6),
+        "split_true": total("split_true"), "merged_pred": total("merged_pred"),
+        **detection_scores(tp, fp, fn, total("iou_sum")),
+        "mean_image_f1": float(np.mean([r["f1"] for r in rows])) if rows else None,
+        "count_mae": float(np.abs(errors).mean()) if rows else None,
+        "count_bias": float(errors.mean()) if rows else None,
+        "dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
+        "pooled_dice": dice(total("tp_px"), total("fp_px"), total("fn_px")),
+        "nsd_2px": float(np.mean([r["nsd_2px"] for r in rows])) if rows else None,
+        "hd95": float(np.mean(hd)) if hd else None,
+        "hd95_images": len(hd),
+        "definition": {"min_area_px": min_area, "split_depth_px": split_depth,
+                       "split_hole_px": split_hole_px,
+                       "iou_match": IOU_MATCH, "nsd_tolerance_px": NSD_TOLERANCE,
+                       "connectivity": 8},
+    }

@@ -1,0 +1,78 @@
+"""Scores the best model on the [eval] pairs, each image at its own size, into summary.json."""
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from allseg.evaluate.cell_scoring import score_cells, summarize_cells
+from allseg.cells.instances import cell_settings
+from allseg.data.dataset import ALLDataset
+from allseg.evaluate.pictures import histograms, worst_gallery
+from allseg.infer.engines import load_predictor
+from allseg.core.files import write_json
+from allseg.data.images import read_mask, read_rgb
+from allseg.data.pairing import describe
+from allseg.infer.predict import predict_probabilities, to_mask
+from allseg.evaluate.scoring import score_image, summarize
+from allseg.data.truth_audit import trusted_pairs
+
+SUMMARY = "summary.json"
+HISTOGRAMS = "eval_histograms.png"
+WORST = "eval_worst_cells.png"
+WORST_COUNT = 6
+
+
+def evaluate(cfg, model=None):
+    """Returns the summary dict and writes it to <eval_dir>/summary.json."""
+    model = model or load_predictor(cfg)
+    data = ALLDataset.from_config(cfg, "eval")
+    if cfg.eval.skip_flagged_truth:
+        data.pairs = trusted_pairs(data.pairs, "evaluation")
+    print(f"Evaluating {len(data)} pairs in {describe(cfg.eval.image_datapath, cfg.eval.category)}")
+    batch_size = cfg.train.batch_size
+    ds = data.dataset(batch_size=batch_size)
+
+    c = cfg.infer
+    loss_sum, correct, pixels, rows, worst = 0.0, 0, 0, [], []
+    progress = keras.utils.Progbar(len(data), unit_name="image")
+    pairs = iter(data.pairs)
+    for images, masks in ds:
+        probs = predict_probabilities(model, images, cfg.model.tta_flips)
+        masks = masks.numpy()[..., 0]
+        n = len(probs)
+        # The loss and accuracy the seed printed: at the model's size, over the batch.
+        loss_sum += float(model.loss(masks[..., None], probs[..., None])) * n
+        correct += int(np.count_nonzero((probs > cfg.model.threshold) == (masks > 0.5)))
+        pixels += probs.size
+        for prob in probs:
+            pair = next(pairs)
+            truth = read_mask(pair.mask)
+            pred = to_mask(prob, *truth.shape, cfg.model.min_area, cfg.model.threshold)
+            cells, true_labels, pred_labels, match = score_cells(pred, truth, *cell_settings(c))
+            rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category,
+                         "cells": cells})
+            # the few lowest cell F1s so far, with what it takes to draw them
+            worst.append((cells["f1"], len(rows), pair, true_labels, pred_labels, match))
+            worst = sorted(worst, key=lambda w: w[:2])[:WORST_COUNT]
+        progress.add(n)
+
+    def cell_summary(some):
+        return summarize_cells([r["cells"] for r in some], *cell_settings(c))
+
+    categories = sorted({r["category"] for r in rows})
+    summary = summarize(rows, loss=loss_sum / len(data), binary_accuracy=correct / pixels)
+    summary["cells"] = {**cell_summary(rows), "per_category": {
+        name: cell_summary([r for r in rows if r["category"] == name]) for name in categories}}
+    summary["per_category"] = {
+        name: {k: v for k, v in summarize([r for r in rows if r["category"] == name]).items()
+               if k not in ("per_image", "loss", "binary_accuracy")}
+        for name in categories}
+    summary["model"] = str(Path(cfg.train.model_dir) / "best_model.keras")
+    summary["config"] = str(cfg.path)
+    eval_dir = Path(cfg.train.eval_dir)
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    write_json(eval_dir / SUMMARY, summary)
+    histograms(rows, eval_dir / HISTOGRAMS)
+    worst_gallery([(pair.image.name, read_rgb(pair.image), t, p, m, rows[n - 1]["cells"])
+                   for _, n, pair, t, p, m in worst], eval_dir / WORST)
+    return summary

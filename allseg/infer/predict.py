@@ -1,0 +1,84 @@
+"""From images to masks at their own size: shared by evaluation and inference so they agree."""
+import cv2
+import numpy as np
+
+from allseg.cells.instances import remove_small_components
+from allseg.data.images import resize_image, resize_probability
+
+THRESHOLD = 0.5  # the [model] threshold key's default
+
+
+def predict_probabilities(model, images, tta_flips=False):
+    """Foreground probabilities (N, H, W) at the model's size; with tta_flips, the mean over the
+    image and its horizontal, vertical and double flips (each flipped back)."""
+    images = np.asarray(images)
+    if not tta_flips:
+        return model.predict_on_batch(images)[..., 0]
+    total = np.zeros(images.shape[:3], np.float32)
+    for axes in ((), (2,), (1,), (1, 2)):  # as is, left-right, up-down, both
+        prob = model.predict_on_batch(np.ascontiguousarray(np.flip(images, axes)))[..., 0]
+        total += np.flip(prob, axes)
+    return total / 4
+
+
+def to_mask(prob, height, width, min_area=0, threshold=THRESHOLD):
+    """A probability map at the model's size -> a boolean mask at (height, width)."""
+    mask = resize_probability(prob, height, width) > threshold
+    return remove_small_components(mask, min_area)
+
+
+def _pad_batch(x, batch_size):
+    """A batch shorter than batch_size padded with blank images, so the compiled graph is
+    reused instead of traced (and, with XLA, compiled) again for a new shape."""
+    if batch_size and len(x) < batch_size:
+        x = np.concatenate([x, np.zeros((batch_size - len(x), *x.shape[1:]), x.dtype)])
+    return x
+
+
+def predict_masks(model, rgbs, m, batch_size=None, tiled=False):
+    """Boolean masks, each at its own image's size, for RGB images of any size, using the
+    [model] section ``m`` for the input size and the prediction settings. tiled=True segments
+    images larger than the model's input at their own resolution, tile by tile."""
+    if tiled:
+        return [remove_small_components(predict_tiled(model, rgb, m, batch_size) > m.threshold,
+                                         m.min_area) for rgb in rgbs]
+    x = np.stack([resize_image(rgb, m.image_height, m.image_width) for rgb in rgbs])
+    probs = predict_probabilities(model, _pad_batch(x, batch_size), m.tta_flips)
+    return [to_mask(prob, *rgb.shape[:2], m.min_area, m.threshold) for rgb, prob in zip(rgbs, probs)]
+
+
+def tile_starts(length, tile):
+    """Tile offsets along one side: half-overlapping, the last one flush with the end."""
+    if length <= tile:
+        return [0]
+    return list(range(0, length - tile, tile // 2)) + [length - tile]
+
+
+def tile_window(height, width):
+    """A smooth bump over a tile, small but non-zero at its edges: where tiles overlap, each
+    pixel is mostly decided by the tile that sees it nearest its centre, so no seams show."""
+    wy, wx = np.hanning(height + 2)[1:-1], np.hanning(width + 2)[1:-1]
+    return np.outer(wy, wx).astype(np.float32)
+
+
+def predict_tiled(model, rgb, m, batch_size=None):
+    """Foreground probability at the image's own size from overlapping model-size tiles,
+    blended with tile_window; an image smaller than a tile is mirror-padded first."""
+    th, tw = m.image_height, m.image_width
+    height, width = rgb.shape[:2]
+    padded = cv2.copyMakeBorder(rgb, 0, max(0, th - height), 0, max(0, tw - width),
+                                cv2.BORDER_REFLECT_101)
+    boxes = [(y, x) for y in tile_starts(padded.shape[0], th)
+             for x in tile_starts(padded.shape[1], tw)]
+    window = tile_window(th, tw)
+    total = np.zeros(padded.shape[:2], np.float32)
+    weight = np.zeros(padded.shape[:2], np.float32)
+    step = batch_size or 1
+    for start in range(0, len(boxes), step):
+        chunk = boxes[start:start + step]
+        tiles = np.stack([padded[y:y + th, x:x + tw] for y, x in chunk])
+        probs = predict_probabilities(model, _pad_batch(tiles, batch_size), m.tta_flips)
+        for (y, x), prob in zip(chunk, probs):
+            total[y:y + th, x:x + tw] += prob * window
+            weight[y:y + th, x:x + tw] += window
+    return (total / weight)[:height, :width]

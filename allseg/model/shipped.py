@@ -1,0 +1,53 @@
+"""Which trained model a script runs: the config's own, a file named on the command line, or the
+model that ships with the project (``--model pretrained``).
+
+A model file may carry its settings in a config of the same name beside it
+(``leukemia_all.keras`` with ``leukemia_all.config``): its ``[model]`` section (input size,
+threshold, flips, speck removal) and its ``[infer]`` cell settings are the ones it was trained
+and scored with, so they replace the command's config; the rest of that config (folders, engine,
+batch size) stays the user's.
+"""
+from pathlib import Path
+
+from allseg.core.config import load_config
+from allseg.core.errors import UserError
+
+BEST_MODEL = "best_model.keras"
+PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
+SHIPPED_MODEL = PRETRAINED_DIR / "leukemia_all.keras"
+# The [infer] keys that define a cell: they travel with the model, as its input size does.
+CELL_KEYS = ("cell_min_area", "cell_split_depth", "cell_split_hole_px")
+
+
+def trained_model_path(cfg) -> Path:
+    """The model file cfg runs: the one chosen with --model, else <model_dir>/best_model.keras."""
+    chosen = getattr(cfg, "model_file", None)
+    return Path(chosen) if chosen else Path(cfg.train.model_dir) / BEST_MODEL
+
+
+def choose_model(cfg, choice, log=print):
+    """Points cfg at the model ``choice`` names ("pretrained", a .keras file, or a folder with
+    best_model.keras) and takes the settings of the config beside it, if there is one."""
+    if choice is None:
+        return cfg
+    path = SHIPPED_MODEL if choice == "pretrained" else Path(choice)
+    if path.is_dir():
+        path = path / BEST_MODEL
+    if not path.is_file():
+        hint = ("the shipped model is missing from this checkout: fetch the repository again"
+                if choice == "pretrained" else
+                "give a .keras file, a model_dir holding best_model.keras, or 'pretrained'")
+        raise UserError(f"--model {choice}: no model file at {path}; {hint}")
+    cfg.model_file = path
+    beside = path.with_suffix(".config")
+    if beside.is_file():
+        own = load_config(beside)
+        cfg.model = own.model
+        for key in CELL_KEYS:
+            setattr(cfg.infer, key, getattr(own.infer, key))
+        log(f"Model: {path} (its own settings from {beside.name}: "
+            f"{own.model.image_width}x{own.model.image_height} input, threshold "
+            f"{own.model.threshold:g}, cells of at least {own.infer.cell_min_area} px)")
+    else:
+        log(f"Model: {path} (settings from {cfg.path})")
+    return cfg

@@ -1,0 +1,1 @@
+"""Fitting the model: the training loop, resume points, distribution, logs and plots."""
