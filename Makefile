@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEMO_CONFIG := configs/demo.config
 
-.PHONY: demo test venv clean-demo train-all
+.PHONY: demo test venv clean-demo train-all pretrained
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ needed"'
@@ -24,6 +24,7 @@ demo: $(VENV)/.installed
 	$(PY) TensorflowUNetALLTrainer.py $(DEMO_CONFIG)
 	$(PY) TensorflowUNetALLEvaluator.py $(DEMO_CONFIG)
 	$(PY) TensorflowUNetALLInfer.py $(DEMO_CONFIG)
+	$(PY) TensorflowUNetALLInfer.py --model pretrained --images demo/mini_test --output demo/mini_test_pretrained
 	@echo
 	@echo "Demo done. Outputs:"
 	@echo "  data          demo/master (synthetic master), demo/ALL (split), demo/mini_test"
@@ -35,6 +36,8 @@ demo: $(VENV)/.installed
 	@echo "                demo/mini_test_output_overlay/ (numbered cells), demo/mini_test_output_montage.png,"
 	@echo "                demo/mini_test_output_cell_counts.csv, demo/mini_test_output_cells.csv (one row per cell)"
 	@echo "  logs          TensorBoard logs in demo/eval/tensorboard"
+	@echo "  shipped model the same mini_test segmented by pretrained/leukemia_all.keras:"
+	@echo "                demo/mini_test_pretrained/ (masks/, labels/, overlays/, montage.png, CSVs)"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
@@ -48,3 +51,13 @@ train-all: $(VENV)/.installed
 	else $(PY) split_master.py --master "$(MASTER)" --category all --dest ALL; fi
 	$(PY) TensorflowUNetALLTrainer.py configs/all_cpu.config
 	$(PY) TensorflowUNetALLEvaluator.py configs/all_cpu.config
+
+# The shipped model, made again as pretrained/README.md says: configs/all_cpu.config trained on the
+# train rows of a Kaggle-layout folder with split.csv (Early's reference test rows are never
+# trained on), scored by benchmarks/real_all.py, then saved without its optimizer state.
+PRETRAINED_DATA ?= ../shared/data/leukemia-all
+pretrained: $(VENV)/.installed
+	$(PY) benchmarks/real_all.py --data "$(PRETRAINED_DATA)" --scratch bench_runs/pretrained \
+	  --tag pretrained --name "shipped model (configs/all_cpu.config)"
+	$(PY) export_model.py "$$(ls -d bench_runs/pretrained/run-* | tail -1)/config" \
+	  --inference-copy pretrained/leukemia_all.keras

@@ -1,17 +1,17 @@
 """Evaluate the best model on the [eval] pairs of a config; writes <eval_dir>/summary.json.
 
-    python TensorflowUNetALLEvaluator.py [CONFIG]
+    python TensorflowUNetALLEvaluator.py [CONFIG] [--model pretrained|PATH]
 """
 from pathlib import Path
 
 import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.core.cli import config_parser, run
-from allseg.core.config import load_config
+from allseg.core.cli import add_model_argument, config_parser, run
 from allseg.evaluate.evaluation import HISTOGRAMS, SUMMARY, WORST, evaluate
+from allseg.model.shipped import load_for_model
 
 
-def main(config_path):
-    cfg = load_config(config_path)
+def main(args):
+    cfg = load_for_model(args.config, args.model)
     s = evaluate(cfg)
     print(f"Test loss: {s['loss']:.4f}")
     print(f"Test binary accuracy: {s['binary_accuracy']:.4f}")
@@ -46,4 +46,4 @@ def _px(value):
 
 
 if __name__ == "__main__":
-    run(main, config_parser(__doc__.splitlines()[0]).parse_args().config)
+    run(main, add_model_argument(config_parser(__doc__.splitlines()[0])).parse_args())

@@ -1,15 +1,20 @@
-"""Predict masks for every image in [infer] images_dir, each at the image's own size.
+"""Segment every image in a folder, each at its own size: masks, cell labels, overlays, counts.
 
-    python TensorflowUNetALLInfer.py [CONFIG]
+    python TensorflowUNetALLInfer.py [CONFIG] [--model pretrained|PATH] [--images DIR] [--output DIR]
+
+With no options, the folders and model of CONFIG ([infer] images_dir and output_dir, [train]
+model_dir). --model pretrained runs the model that ships in pretrained/, with its own input size
+and cell settings; --images and --output take the place of the config's folders.
 """
 import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.core.cli import config_parser, run
-from allseg.core.config import load_config
-from allseg.infer.inference import describe_left_out, infer
+from allseg.core.cli import add_model_argument, config_parser, run
+from allseg.infer.inference import describe_left_out, infer, use_folders
+from allseg.model.shipped import load_for_model
 
 
-def main(config_path):
-    cfg = load_config(config_path)
+def main(args):
+    cfg = load_for_model(args.config, args.model)
+    use_folders(cfg, args.images, args.output)
     written, skipped, failed = infer(cfg)
     c = cfg.infer
     print(f"Wrote {len(written)} masks to {c.output_dir}, overlays to {c.overlay_dir}, "
@@ -20,5 +25,16 @@ def main(config_path):
         raise SystemExit(1)
 
 
+def arguments():
+    parser = config_parser(__doc__.splitlines()[0])
+    add_model_argument(parser)
+    parser.add_argument("--images", metavar="DIR", help="the folder of images to segment "
+                        "(instead of [infer] images_dir)")
+    parser.add_argument("--output", metavar="DIR", help="where every output goes: DIR/masks, "
+                        "DIR/labels, DIR/overlays, DIR/montage.png, DIR/cell_counts.csv, "
+                        "DIR/cells.csv (instead of the config's [infer] places)")
+    return parser
+
+
 if __name__ == "__main__":
-    run(main, config_parser(__doc__.splitlines()[0]).parse_args().config)
+    run(main, arguments().parse_args())

@@ -15,6 +15,14 @@ def config_parser(description):
     return parser
 
 
+def add_model_argument(parser):
+    parser.add_argument("--model", metavar="pretrained|PATH",
+                        help="the model to run: 'pretrained' (the one that ships in pretrained/, "
+                        "with its own input size and cell settings), a .keras file, or a folder "
+                        "holding best_model.keras (default: the config's [train] model_dir)")
+    return parser
+
+
 def run(main, *args):
     """Calls main(*args); a UserError or Ctrl-C ends the program with a message, not a traceback."""
     try:

@@ -148,9 +148,10 @@ SCHEMA = {
     "infer": {
         "images_dir": path(),
         "output_dir": path(),
-        "overlay_dir": path(default="./mini_test_output_overlay"),
-        "montage": path(default="./mini_test_output_montage.png"),
-        "cell_counts": path(default="./mini_test_output_cell_counts.csv"),
+        # By default named after output_dir, beside it: <output_dir>_overlay, ...
+        "overlay_dir": path(default=None),
+        "montage": path(default=None),
+        "cell_counts": path(default=None),
         # Cells, for inference and evaluation alike: regions of at least cell_min_area pixels;
         # touching cells split where the distance map dips by more than cell_split_depth pixels
         # between two peaks (0: never split); holes up to cell_split_hole_px pixels inside a
@@ -271,10 +272,11 @@ def _derive_defaults(infer):
     """Outputs that default to a place named after output_dir, so configs written before these
     keys existed keep all their outputs together."""
     base = infer.output_dir.rstrip("/\\")
-    if infer.cells_csv is None:
-        infer.cells_csv = f"{base}_cells.csv"
-    if infer.labels_dir is None:
-        infer.labels_dir = f"{base}_labels"
+    for key, suffix in (("cells_csv", "_cells.csv"), ("labels_dir", "_labels"),
+                        ("overlay_dir", "_overlay"), ("montage", "_montage.png"),
+                        ("cell_counts", "_cell_counts.csv")):
+        if getattr(infer, key) is None:
+            setattr(infer, key, base + suffix)
 
 
 def _check_across_keys(cfg):

@@ -76,8 +76,9 @@ def _size(n):
         n /= 1024
 
 
-def make_folder(folder, key=None):
-    """mkdir -p, with a one-line error naming the config key (when given) and the path."""
+def make_folder(folder, setting=""):
+    """mkdir -p, with a one-line error naming the setting ('[train] model_dir = ', '--output ')
+    and the path."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -85,10 +86,10 @@ def make_folder(folder, key=None):
         error = explain(exc, folder, "create the folder")
         if error is None:
             raise
-        raise WriteError(f"{key} = {folder}: {error}" if key else str(error)) from None
+        raise WriteError(f"{setting}{folder}: {error}" if setting else str(error)) from None
     if not folder.is_dir():
-        raise WriteError(f"{key + ' = ' if key else ''}{folder} exists and is not a folder: "
-                         "move that file or choose another path")
+        raise WriteError(f"{setting}{folder} exists and is not a folder: move that file or "
+                         "choose another path")
     return folder
 
 

@@ -9,6 +9,7 @@ from allseg.cells.instances import cell_settings
 from allseg.data.dataset import ALLDataset
 from allseg.evaluate.pictures import histograms, worst_gallery
 from allseg.infer.engines import load_predictor
+from allseg.model.shipped import trained_model_path
 from allseg.core.files import write_json
 from allseg.data.images import read_mask, read_rgb
 from allseg.data.pairing import describe
@@ -67,7 +68,7 @@ def evaluate(cfg, model=None):
         name: {k: v for k, v in summarize([r for r in rows if r["category"] == name]).items()
                if k not in ("per_image", "loss", "binary_accuracy")}
         for name in categories}
-    summary["model"] = str(Path(cfg.train.model_dir) / "best_model.keras")
+    summary["model"] = str(trained_model_path(cfg))
     summary["config"] = str(cfg.path)
     eval_dir = Path(cfg.train.eval_dir)
     eval_dir.mkdir(parents=True, exist_ok=True)

@@ -141,8 +141,24 @@ CLASSES = {cls.name: cls for cls in (OpenVINOEngine, LiteRTEngine)}
 # ---------------------------------------------------------------- the cache beside the model
 
 def cache_folder(model_path, name):
+    """Beside the model where its folder may be written; else (a read-only checkout, a shared
+    install) in the user's cache folder, named after the model's path. Either way the stamp's
+    SHA-256 ties the conversion to the model file's bytes."""
     model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}.{name}")
+    beside = model_path.with_name(f"{model_path.stem}.{name}")
+    if os.access(model_path.parent, os.W_OK) and not _read_only_mount(model_path.parent):
+        return beside
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "allseg"
+    key = hashlib.sha256(str(model_path.resolve()).encode()).hexdigest()[:12]
+    return root / f"{model_path.stem}-{key}.{name}"
+
+
+def _read_only_mount(folder):
+    """True on a read-only file system (root may write anywhere else, so os.access says yes)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _read_stamp(folder):
@@ -280,6 +296,7 @@ def choose(setting, model):
 def load_predictor(cfg, model=None, log=print):
     """What predicts for cfg: its trained Keras model, or the [infer] engine running a conversion
     of it. Prints which engine runs and why."""
+    from allseg.model.shipped import trained_model_path
     from allseg.model.unet import load_trained_model
     model = model or load_trained_model(cfg)
     name, why = choose(cfg.infer.engine, model)
@@ -297,7 +314,7 @@ def load_predictor(cfg, model=None, log=print):
     except ImportError as exc:
         raise UserError(f"[infer] engine = \"{name}\" needs the {cls.package} package ({exc}): "
                         f"pip install -r requirements.txt, or {FALL_BACK}") from None
-    model_path = Path(cfg.train.model_dir) / "best_model.keras"
+    model_path = trained_model_path(cfg)
     engine = cached_engine(name, model, model_path, log)
     log(f"Inference engine: {engine.describe()} ({why})")
     return engine

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from allseg.core.files import set_aside, write_bytes
+from allseg.core.errors import UserError
+from allseg.core.files import make_folder, replace_atomically, set_aside, write_bytes, write_text
 
 EXPORT_DIR = "export"
 
@@ -67,3 +68,25 @@ def openvino_predict(path, images):
     """Probabilities (N, H, W) from an OpenVINO IR (the model.xml path), as the engine runs it."""
     from allseg.infer.engines import OpenVINOEngine
     return OpenVINOEngine(Path(path).parent).predict_on_batch(images)[..., 0]
+
+
+def save_for_inference(model, cfg, path):
+    """Saves model to path (a .keras file) without its optimizer's state, which only training
+    needs (Adam keeps two more copies of every weight), with the loss and metrics it trained
+    with, so it reloads in safe mode and the evaluator scores it as before; cfg's file is copied
+    beside it as <stem>.config, the settings it runs with. Returns the file's SHA-256."""
+    import keras
+
+    from allseg.infer.engines import sha256_file
+    from allseg.model.losses_metrics import make_loss, make_metrics
+
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise UserError(f"--inference-copy {path}: give a file name ending in .keras")
+    make_folder(path.parent, "--inference-copy ")
+    model.compile(optimizer=keras.optimizers.SGD(), loss=make_loss(cfg.train.loss),
+                  metrics=make_metrics())
+    with replace_atomically(path) as tmp:
+        model.save(tmp)
+    write_text(path.with_suffix(".config"), Path(cfg.path).read_text(encoding="utf-8"))
+    return sha256_file(path)

@@ -95,38 +95,63 @@ def _write_outputs(path, rgb, mask, dirs, want_tile, c):
     return path, mask_path, count_row(path.name, labels, mask), cells, tile
 
 
+OUTPUT_KEYS = ("output_dir", "labels_dir", "overlay_dir", "montage", "cell_counts", "cells_csv")
+# Where each output goes under --output DIR: all of a run's outputs in one folder.
+OUTPUT_LAYOUT = ("masks", "labels", "overlays", "montage.png", "cell_counts.csv", "cells.csv")
+
+
+def use_folders(cfg, images=None, output=None):
+    """--images DIR and --output DIR in place of the config's [infer] folders (None: keep them)."""
+    c = cfg.infer
+    c.given_as = getattr(c, "given_as", {})
+    if images is not None:
+        c.images_dir, c.given_as["images_dir"] = str(images), "--images "
+    if output is not None:
+        for key, place in zip(OUTPUT_KEYS, OUTPUT_LAYOUT):
+            setattr(c, key, str(Path(output) / place))
+            c.given_as[key] = f"--output {output}: {key} "
+    return cfg
+
+
+def _key(c, name):
+    """How the user named a setting, to go before its value in messages: '--images ' or
+    '[infer] images_dir = '."""
+    return getattr(c, "given_as", {}).get(name, f"[infer] {name} = ")
+
+
 def _check_folders(c):
     images_dir = Path(c.images_dir)
     if not images_dir.is_dir():
-        raise UserError(f"[infer] images_dir = {images_dir}: folder not found")
-    for name in ("output_dir", "overlay_dir", "labels_dir", "montage", "cell_counts", "cells_csv"):
-        _check_writable_place(f"[infer] {name}", Path(getattr(c, name)), name.endswith("_dir"))
+        raise UserError(f"{_key(c, 'images_dir')}{images_dir}: folder not found")
+    for name in OUTPUT_KEYS:
+        _check_writable_place(f"{_key(c, name)}{getattr(c, name)}", Path(getattr(c, name)),
+                              name.endswith("_dir"))
     src = images_dir.resolve()
-    outputs = [(name, Path(getattr(c, name))) for name in ("output_dir", "overlay_dir", "labels_dir")]
-    outputs += [(name, Path(getattr(c, name)).parent) for name in ("montage", "cell_counts", "cells_csv")]
-    for name, folder in outputs:
-        dst = folder.resolve()
+    for name in OUTPUT_KEYS:
+        folder = Path(getattr(c, name))
+        dst = (folder if name.endswith("_dir") else folder.parent).resolve()
         if dst == src or src in dst.parents:
-            raise UserError(f"[infer] {name} = {folder} is inside images_dir = {images_dir}: "
+            where = getattr(c, "given_as", {}).get("images_dir", "images_dir = ")
+            raise UserError(f"{_key(c, name)}{folder} is inside {where}{images_dir}: "
                             "outputs would mix with the inputs; choose a place outside it")
 
 
-def _check_writable_place(key, path, is_folder):
+def _check_writable_place(setting, path, is_folder):
     """Refuses, before any work, an output whose path runs through a file or names a folder."""
     for parent in [path, *path.parents] if is_folder else path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise UserError(f"{key} = {path}: {parent} is a file, not a folder; "
+                raise UserError(f"{setting}: {parent} is a file, not a folder; "
                                 "choose another path")
             break
     if not is_folder and path.is_dir():
-        raise UserError(f"{key} = {path} is a folder; give a file name")
+        raise UserError(f"{setting} is a folder; give a file name")
 
 
 def describe_left_out(skipped):
     """'left out 3 input(s): 2 not an image file, 1 broken link' for the closing summary."""
     if not skipped:
-        return "left out no other input"
+        return "left out nothing"
     reasons = Counter(why.split(":")[0] for _, why in skipped)
     return (f"left out {len(skipped)} input(s): "
             + ", ".join(f"{n} {why}" for why, n in sorted(reasons.items(),
@@ -144,7 +169,7 @@ def infer(cfg, model=None):
     for path, reason in skipped:
         print(f"note: skipped {path} ({reason})")
     for name, folder in zip(("output_dir", "overlay_dir", "labels_dir"), dirs):
-        make_folder(folder, f"[infer] {name}")
+        make_folder(folder, _key(c, name))
 
     # Reading the next batch and writing the last one run in threads while the model predicts
     # (OpenCV and TensorFlow release the GIL), so the cores are not idle during file work.
@@ -189,11 +214,11 @@ def infer(cfg, model=None):
             collect(writes.popleft())
 
     if counts:
-        make_folder(Path(c.cell_counts).parent, "[infer] cell_counts")
+        make_folder(Path(c.cell_counts).parent, _key(c, "cell_counts"))
         write_text(c.cell_counts, counts_csv(counts))
-        make_folder(Path(c.cells_csv).parent, "[infer] cells_csv")
+        make_folder(Path(c.cells_csv).parent, _key(c, "cells_csv"))
         write_text(c.cells_csv, cells_csv(cells))
     if tiles:
-        make_folder(Path(c.montage).parent, "[infer] montage")
+        make_folder(Path(c.montage).parent, _key(c, "montage"))
         write_png(c.montage, montage(tiles, labels))
     return written, skipped, failed

@@ -25,19 +25,41 @@ def trained_model_path(cfg) -> Path:
     return Path(chosen) if chosen else Path(cfg.train.model_dir) / BEST_MODEL
 
 
-def choose_model(cfg, choice, log=print):
-    """Points cfg at the model ``choice`` names ("pretrained", a .keras file, or a folder with
-    best_model.keras) and takes the settings of the config beside it, if there is one."""
-    if choice is None:
-        return cfg
+def load_for_model(config_path, choice, log=print):
+    """The run's config, pointed at the model ``choice`` names (None: the config's own). Where
+    the default config is not in the working folder, a model with a config beside it runs on
+    that one, so --model pretrained works from any folder."""
+    from allseg.core.cli import DEFAULT_CONFIG
+
+    if choice is not None:
+        _check_model_file(choice)
+        own = _model_file(choice).with_suffix(".config")
+        if config_path == DEFAULT_CONFIG and not Path(config_path).is_file() and own.is_file():
+            config_path = own
+    return choose_model(load_config(config_path), choice, log)
+
+
+def _model_file(choice):
     path = SHIPPED_MODEL if choice == "pretrained" else Path(choice)
-    if path.is_dir():
-        path = path / BEST_MODEL
+    return path / BEST_MODEL if path.is_dir() else path
+
+
+def _check_model_file(choice):
+    path = _model_file(choice)
     if not path.is_file():
         hint = ("the shipped model is missing from this checkout: fetch the repository again"
                 if choice == "pretrained" else
                 "give a .keras file, a model_dir holding best_model.keras, or 'pretrained'")
         raise UserError(f"--model {choice}: no model file at {path}; {hint}")
+    return path
+
+
+def choose_model(cfg, choice, log=print):
+    """Points cfg at the model ``choice`` names ("pretrained", a .keras file, or a folder with
+    best_model.keras) and takes the settings of the config beside it, if there is one."""
+    if choice is None:
+        return cfg
+    path = _check_model_file(choice)
     cfg.model_file = path
     beside = path.with_suffix(".config")
     if beside.is_file():

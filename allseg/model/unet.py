@@ -33,21 +33,22 @@ class TensorflowUNet:
 
 def load_trained_model(cfg):
     """The best model the trainer saved for this config, checked against the config's sizes."""
-    from pathlib import Path
 
     from allseg.core.errors import UserError
     from allseg.core.run_lock import note_if_training
 
-    path = Path(cfg.train.model_dir) / "best_model.keras"
+    from allseg.model.shipped import trained_model_path
+
+    path = trained_model_path(cfg)
     if not path.is_file():
         raise UserError(f"no trained model at {path}: run TensorflowUNetALLTrainer.py "
                         f"{cfg.path} first (or fix [train] model_dir)")
-    note_if_training(cfg.train.model_dir)
+    note_if_training(path.parent)
     try:
         model = keras.models.load_model(path)
     except Exception as exc:  # Keras raises many types for a damaged or foreign file
         raise UserError(f"{path}: cannot be loaded as a Keras model ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+                        f"{_first_sentence(exc)})") from None
     model.jit_compile = resolve(cfg.train.jit_compile)  # a speed switch, free to differ from training
     want = (cfg.model.image_height, cfg.model.image_width, cfg.model.image_channels)
     have = tuple(model.input_shape[1:])
@@ -56,3 +57,9 @@ def load_trained_model(cfg):
                         f"asks for {want[1]}x{want[0]}x{want[2]}: use the config it was trained "
                         "with, or train again")
     return model
+
+
+def _first_sentence(exc):
+    """Keras's load errors run to a paragraph; the first sentence says what is wrong."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text.split(". ")[0]

@@ -158,8 +158,8 @@ def train(cfg, extra_callbacks=()):
 
     model_dir, eval_dir = Path(t.model_dir), Path(t.eval_dir)
     if chief:
-        make_folder(model_dir, "[train] model_dir")
-        make_folder(eval_dir, "[train] eval_dir")
+        make_folder(model_dir, "[train] model_dir = ")
+        make_folder(eval_dir, "[train] eval_dir = ")
     # Taken before anything in model_dir is touched: a second run must not set aside the first
     # run's model or resume its unfinished epochs. Only the chief writes there.
     with training_lock(model_dir, cfg.path) if chief else nullcontext():
