@@ -1,6 +1,7 @@
 """Segment every image in a folder, each at its own size: masks, cell labels, overlays, counts.
 
     python TensorflowUNetALLInfer.py [CONFIG] [--model pretrained|PATH] [--images DIR] [--output DIR]
+                                     [--pixel-size-um UM]
 
 With no options, the folders and model of CONFIG ([infer] images_dir and output_dir, [train]
 model_dir). --model pretrained runs the model that ships in pretrained/, with its own input size
@@ -8,13 +9,13 @@ and cell settings; --images and --output take the place of the config's folders.
 """
 import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
 from allseg.core.cli import add_model_argument, config_parser, run
-from allseg.infer.inference import describe_left_out, infer, use_folders
+from allseg.infer.inference import describe_left_out, infer, use_command_line
 from allseg.model.shipped import load_for_model
 
 
 def main(args):
     cfg = load_for_model(args.config, args.model)
-    use_folders(cfg, args.images, args.output)
+    use_command_line(cfg, args.images, args.output, args.pixel_size_um)
     written, skipped, failed = infer(cfg)
     c = cfg.infer
     print(f"Wrote {len(written)} masks to {c.output_dir}, overlays to {c.overlay_dir}, "
@@ -33,6 +34,9 @@ def arguments():
     parser.add_argument("--output", metavar="DIR", help="where every output goes: DIR/masks, "
                         "DIR/labels, DIR/overlays, DIR/montage.png, DIR/cell_counts.csv, "
                         "DIR/cells.csv (instead of the config's [infer] places)")
+    parser.add_argument("--pixel-size-um", type=float, metavar="UM",
+                        help="the side of one pixel in micrometres: the cells CSV adds areas "
+                        "and lengths in um (instead of [infer] pixel_size_um)")
     return parser
 
 

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from allseg.evaluate.cell_scoring import (hausdorff95, match_cells, normalized_surface_dice, score_cells,
-                                 split_and_merging_cells, summarize_cells)
-from allseg.cells.instances import SPLIT_HOLE_PX, fill_small_holes, label_cells, measure_cells
+                                         split_and_merging_cells, summarize_cells)
+from allseg.cells.instances import (SPLIT_HOLE_PX, cells_csv, fill_small_holes, label_cells,
+                                     measure_cells)
 
 
 def disc(shape, centre, radius):
@@ -204,3 +205,18 @@ def test_the_split_and_merging_cells_are_named_by_their_labels():
     assert split_and_merging_cells(one, two) == ({1: 2}, {})   # true 1 holds predicted 1 and 2
     assert split_and_merging_cells(two, one) == ({}, {1: 2})   # predicted 1 holds true 1 and 2
     assert split_and_merging_cells(two, two) == ({}, {})
+
+
+def test_with_a_pixel_size_cells_are_measured_in_micrometres_too():
+    # A disc of radius 20 px at 0.35 um per pixel: a cell about 14 um across, a lymphoblast's size.
+    labels = label_cells(disc((60, 60), (30, 30), 20), min_area=1)
+    rgb = np.zeros((60, 60, 3), np.uint8)
+    (in_px,) = measure_cells(labels, rgb)
+    (cell,) = measure_cells(labels, rgb, pixel_size_um=0.35)
+    assert "area_um2" not in in_px and {k: in_px[k] for k in in_px} == {k: cell[k] for k in in_px}
+    assert cell["area_um2"] == pytest.approx(cell["area_px"] * 0.35 ** 2, abs=1e-3)
+    assert cell["equivalent_diameter_um"] == pytest.approx(40 * 0.35, rel=0.02)
+    assert cell["perimeter_um"] == pytest.approx(cell["perimeter_px"] * 0.35, abs=1e-3)
+    header = cells_csv([{"file": "a.png", **cell}], physical=True).splitlines()[0]
+    assert header.endswith("area_um2,perimeter_um,equivalent_diameter_um")
+    assert "um" not in cells_csv([{"file": "a.png", **in_px}]).splitlines()[0]

@@ -102,10 +102,14 @@ MEASUREMENTS = ("cell", "area_px", "perimeter_px", "equivalent_diameter_px", "ci
                 "solidity", "eccentricity", "mean_red", "mean_green", "mean_blue",
                 "centroid_row", "centroid_col", "bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1",
                 "touches_border")
+# With the pixel size known: the same lengths in micrometres, the area in square micrometres.
+PHYSICAL = {"area_um2": ("area_px", 2), "perimeter_um": ("perimeter_px", 1),
+            "equivalent_diameter_um": ("equivalent_diameter_px", 1)}
 
 
-def measure_cells(labels, rgb):
-    """One dict per cell (in label order) with the MEASUREMENTS; lengths in pixels. The bounding
+def measure_cells(labels, rgb, pixel_size_um=0.0):
+    """One dict per cell (in label order) with the MEASUREMENTS; lengths in pixels, and with
+    pixel_size_um > 0 (the side of a pixel in micrometres) the PHYSICAL ones too. The bounding
     box is [row0, row1) x [col0, col1). Area counts the cell's pixels in the mask. Perimeter and
     circularity (4*pi*area/perimeter^2, with holes filled: about 1 for a disc, lower for ragged or
     elongated cells; on a pixel grid a disc scores a little under or over 1) describe the cell's
@@ -131,6 +135,9 @@ def measure_cells(labels, rgb):
             "bbox_row0": r0, "bbox_col0": c0, "bbox_row1": r1, "bbox_col1": c1,
             "touches_border": bool(r0 == 0 or c0 == 0 or r1 == height or c1 == width),
         })
+        if pixel_size_um > 0:
+            rows[-1].update({name: round(rows[-1][px] * pixel_size_um ** power, 3)
+                             for name, (px, power) in PHYSICAL.items()})
     return rows
 
 
@@ -153,6 +160,7 @@ def counts_csv(rows):
     return _csv(["file", "cells", "foreground_fraction", "cell_areas_px"], rows)
 
 
-def cells_csv(rows):
-    """rows: measure_cells rows, each with a "file" added in front."""
-    return _csv(["file", *MEASUREMENTS], rows)
+def cells_csv(rows, physical=False):
+    """rows: measure_cells rows, each with a "file" added in front; physical: with the
+    micrometre columns (measured with a pixel size)."""
+    return _csv(["file", *MEASUREMENTS, *(PHYSICAL if physical else ())], rows)

@@ -163,6 +163,10 @@ SCHEMA = {
         "cells_csv": path(default=None),
         "labels_dir": path(default=None),
         "tiled": flag(default=False),
+        # The side of one image pixel in micrometres, when known (a calibrated microscope and
+        # camera): the cells CSV then gives area_um2, perimeter_um and equivalent_diameter_um.
+        # 0: unknown, pixels only.
+        "pixel_size_um": number(0.0, 1000.0, default=0.0),
         # What runs the model, for evaluation too: "auto" is OpenVINO on a CPU, Keras on a GPU.
         "engine": choice("auto", "keras", "openvino", "litert", default="auto"),
     },
@@ -201,6 +205,15 @@ def _coerce(value, key: Key):
 def _nearest(name, known):
     match = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def override(cfg, section, name, value, option):
+    """Sets [section] name to a command-line value (already of the key's type), checked as the
+    config file's values are; a bad one names the option and what is allowed."""
+    key = SCHEMA[section][name]
+    if key.check is not None and not key.check(value):
+        raise ConfigError(f"{option} {value}: allowed: {_describe(key)}")
+    setattr(getattr(cfg, section), name, value)
 
 
 def _check_section(file, section, items, problems):

@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from allseg.cells.instances import cell_settings, cells_csv, count_row, counts_csv, label_cells, measure_cells
 from allseg.infer.engines import load_predictor
+from allseg.core.config import override
 from allseg.core.errors import DataError, UserError
 from allseg.core.files import make_folder, write_text
 from allseg.data.images import read_rgb, sort_inputs, write_png
@@ -90,7 +91,7 @@ def _write_outputs(path, rgb, mask, dirs, want_tile, c):
     write_png(mask_path, mask_png)
     write_png(labels_dir / f"{path.stem}.png", labels.astype(np.uint16))
     write_png(overlay_dir / f"{path.stem}.png", shown)
-    cells = [{"file": path.name, **row} for row in measure_cells(labels, rgb)]
+    cells = [{"file": path.name, **row} for row in measure_cells(labels, rgb, c.pixel_size_um)]
     tile = montage_column(rgb, mask_png, shown) if want_tile else None
     return path, mask_path, count_row(path.name, labels, mask), cells, tile
 
@@ -100,9 +101,12 @@ OUTPUT_KEYS = ("output_dir", "labels_dir", "overlay_dir", "montage", "cell_count
 OUTPUT_LAYOUT = ("masks", "labels", "overlays", "montage.png", "cell_counts.csv", "cells.csv")
 
 
-def use_folders(cfg, images=None, output=None):
-    """--images DIR and --output DIR in place of the config's [infer] folders (None: keep them)."""
+def use_command_line(cfg, images=None, output=None, pixel_size_um=None):
+    """--images DIR, --output DIR and --pixel-size-um in place of the config's [infer] values
+    (None: keep them)."""
     c = cfg.infer
+    if pixel_size_um is not None:
+        override(cfg, "infer", "pixel_size_um", pixel_size_um, "--pixel-size-um")
     c.given_as = getattr(c, "given_as", {})
     if images is not None:
         c.images_dir, c.given_as["images_dir"] = str(images), "--images "
@@ -217,7 +221,7 @@ def infer(cfg, model=None):
         make_folder(Path(c.cell_counts).parent, _key(c, "cell_counts"))
         write_text(c.cell_counts, counts_csv(counts))
         make_folder(Path(c.cells_csv).parent, _key(c, "cells_csv"))
-        write_text(c.cells_csv, cells_csv(cells))
+        write_text(c.cells_csv, cells_csv(cells, physical=c.pixel_size_um > 0))
     if tiles:
         make_folder(Path(c.montage).parent, _key(c, "montage"))
         write_png(c.montage, montage(tiles, labels))
