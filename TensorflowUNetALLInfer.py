@@ -8,13 +8,17 @@ model_dir). --model pretrained runs the model that ships in pretrained/, with it
 and cell settings; --images and --output take the place of the config's folders.
 """
 import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.core.cli import add_model_argument, config_parser, run
+from allseg.core.cli import DEFAULT_CONFIG, add_model_argument, config_parser, run
+from allseg.core.errors import UserError
 from allseg.infer.inference import describe_left_out, infer, use_command_line
 from allseg.model.shipped import load_for_model
 
 
 def main(args):
     cfg = load_for_model(args.config, args.model)
+    if getattr(cfg, "model_config_only", False) and not (args.images and args.output):
+        raise UserError(f"no config here ({DEFAULT_CONFIG} not found): give --images DIR and "
+                        "--output DIR, or a config file")
     use_command_line(cfg, args.images, args.output, args.pixel_size_um)
     written, skipped, failed = infer(cfg)
     c = cfg.infer

@@ -1,6 +1,6 @@
 """The documentation's links and the results files it cites, checked without TensorFlow.
 
-Pages: README.md and docs/*.md. (a) Every relative link resolves to an existing file, and every
+Pages: README.md, pretrained/README.md (the model card) and docs/*.md. (a) Every relative link resolves to an existing file, and every
 #anchor (on the same page or another .md page) matches a heading of that page, by GitHub's rule.
 (b) Every file under benchmarks/results/ is cited by path or file name on some page, and every
 benchmarks/results/ path a page cites exists; a path written after a commit
@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "pretrained" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")

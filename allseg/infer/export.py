@@ -88,5 +88,8 @@ def save_for_inference(model, cfg, path):
                   metrics=make_metrics())
     with replace_atomically(path) as tmp:
         model.save(tmp)
-    write_text(path.with_suffix(".config"), Path(cfg.path).read_text(encoding="utf-8"))
+    header = (f"; The config {path.name} was trained with, copied from {cfg.path} by export_model.py"
+              " --inference-copy.\n; Its [model] section and [infer] cell keys travel with the "
+              "model; its paths are the training run's.\n")
+    write_text(path.with_suffix(".config"), header + Path(cfg.path).read_text(encoding="utf-8"))
     return sha256_file(path)

@@ -35,7 +35,9 @@ def load_for_model(config_path, choice, log=print):
         _check_model_file(choice)
         own = _model_file(choice).with_suffix(".config")
         if config_path == DEFAULT_CONFIG and not Path(config_path).is_file() and own.is_file():
-            config_path = own
+            cfg = choose_model(load_config(own), choice, log)
+            cfg.model_config_only = True  # its folders are the training run's, not the user's
+            return cfg
     return choose_model(load_config(config_path), choice, log)
 
 
