@@ -153,6 +153,8 @@ def main():
     parser.add_argument("--name", default=None, help="what to call the trained model")
     parser.add_argument("--tag", default="", help="suffix for the result files (levers)")
     args = parser.parse_args()
+    for folder in (args.out, args.assets):
+        folder.mkdir(parents=True, exist_ok=True)
     if not (args.data / "split.csv").is_file():
         raise SystemExit(f"{args.data}: no split.csv there; pass --data with the four categories")
 
@@ -203,7 +205,6 @@ def main():
     text = markdown(results)
     print()
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = f"real_all{'_' + args.tag if args.tag else ''}"
     write_text(args.out / f"{stem}.json", json.dumps(
         {"config": str(args.config), "run": str(run_dir), "train_minutes": train_seconds / 60,

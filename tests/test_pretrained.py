@@ -106,3 +106,34 @@ def test_bad_command_line_values_get_one_line_and_exit_code_2(tmp_path):
         last = proc.stderr.strip().splitlines()[-1]
         assert last.startswith("error: ") and message in last, proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_on_a_read_only_checkout_the_engines_cache_goes_to_the_users_cache(tmp_path, monkeypatch):
+    """A shared install: the model's folder is on a read-only disk (a tmpfs mounted read-only,
+    where the test may mount one), so the conversion is made and kept in $XDG_CACHE_HOME."""
+    import subprocess
+
+    disk = tmp_path / "install"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        for name in ("leukemia_all.keras", "leukemia_all.config"):
+            shutil.copy(ROOT / "pretrained" / name, disk / name)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        config = tmp_path / "ov.config"
+        config.write_text((ROOT / "train_eval_infer.config").read_text(encoding="utf-8")
+                          + 'engine = "openvino"\n', encoding="utf-8")
+        cache = tmp_path / "cache"
+        monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+        for _ in range(2):  # made on the first run, found on the second
+            proc = run_script("TensorflowUNetALLInfer.py", config, "--model",
+                              disk / "leukemia_all.keras", "--images", SMEARS, "--output",
+                              tmp_path / "out")
+        assert "Converted" not in proc.stdout and "Inference engine: openvino" in proc.stdout
+        (made,) = (cache / "allseg").glob("leukemia_all-*.openvino")
+        assert (made / "model.xml").is_file() and sorted(p.name for p in disk.iterdir()) == [
+            "leukemia_all.config", "leukemia_all.keras"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
