@@ -1,7 +1,7 @@
 """Segment every image in a folder, each at its own size: masks, cell labels, overlays, counts.
 
-    python TensorflowUNetALLInfer.py [CONFIG] [--model pretrained|PATH] [--images DIR] [--output DIR]
-                                     [--pixel-size-um UM]
+    python TensorflowUNetALLInfer.py [CONFIG] [--model pretrained|PATH]
+                                     [--images DIR] [--output DIR] [--pixel-size-um UM]
 
 With no options, the folders and model of CONFIG ([infer] images_dir and output_dir, [train]
 model_dir). --model pretrained runs the model that ships in pretrained/, with its own input size

@@ -13,7 +13,6 @@ import numpy as np
 from scipy import ndimage
 from skimage import measure, morphology, segmentation
 
-
 SPLIT_HOLE_PX = 30
 
 

@@ -44,7 +44,8 @@ def explain(exc: OSError, path=None, what="write", needed=None) -> WriteError | 
         return WriteError(f"cannot {what} a file: {words}; {fix}")
     path = Path(path)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        floor = "at least " if callable(needed) else ""  # an estimate leaves out the file's own overhead
+        # an estimate (a function) leaves out the file's own overhead: a floor, not a figure
+        floor = "at least " if callable(needed) else ""
         needed = needed() if callable(needed) else needed
         sizes = [f"{floor}{_size(needed)} needed"] if needed else []
         free = free_bytes(path)

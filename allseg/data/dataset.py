@@ -2,10 +2,10 @@
 import numpy as np
 import tensorflow as tf
 
+from allseg.cells.instances import remove_small_components
 from allseg.data.augment import augment
 from allseg.data.images import read_rgb, resize_image, resize_mask
 from allseg.data.pairing import check_readable, find_category_pairs
-from allseg.cells.instances import remove_small_components
 from allseg.data.truth_audit import training_truth
 from allseg.data.weight_map import border_weights
 

@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage as ndi
 
-from allseg.data.images import read_mask, read_rgb
 from allseg.cells.instances import remove_small_components
+from allseg.data.images import read_mask, read_rgb
 
 STAIN_FLOOR = 40        # (R + B) / 2 - G above this is stained nucleus or cytoplasm
 STAIN_MIN_AREA = 150    # smaller stained regions are platelets and debris, not cells

@@ -4,18 +4,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.cells.instances import cell_settings
-from allseg.data.dataset import ALLDataset
-from allseg.evaluate.pictures import histograms, worst_gallery
-from allseg.infer.engines import load_predictor
-from allseg.model.shipped import trained_model_path
 from allseg.core.files import write_json
+from allseg.data.dataset import ALLDataset
 from allseg.data.images import read_mask, read_rgb
 from allseg.data.pairing import describe
-from allseg.infer.predict import predict_probabilities, to_mask
-from allseg.evaluate.scoring import score_image, summarize
 from allseg.data.truth_audit import trusted_pairs
+from allseg.evaluate.cell_scoring import score_cells, summarize_cells
+from allseg.evaluate.pictures import histograms, worst_gallery
+from allseg.evaluate.scoring import score_image, summarize
+from allseg.infer.engines import load_predictor
+from allseg.infer.predict import predict_probabilities, to_mask
+from allseg.model.shipped import trained_model_path
 
 SUMMARY = "summary.json"
 HISTOGRAMS = "eval_histograms.png"

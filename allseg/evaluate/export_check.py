@@ -1,12 +1,12 @@
 """How closely the exported models' masks follow the Keras model's on sample images."""
 import numpy as np
 
-from allseg.infer.export import openvino_predict, saved_model_predict, tflite_predict
 from allseg.core.errors import UserError
 from allseg.data.images import read_rgb, resize_image
 from allseg.data.pairing import find_category_pairs
-from allseg.infer.predict import THRESHOLD
 from allseg.evaluate.scoring import confusion, dice
+from allseg.infer.export import openvino_predict, saved_model_predict, tflite_predict
+from allseg.infer.predict import THRESHOLD
 
 
 def sample_images(cfg, count=8):

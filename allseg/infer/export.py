@@ -9,7 +9,13 @@ import numpy as np
 import tensorflow as tf
 
 from allseg.core.errors import UserError
-from allseg.core.files import make_folder, replace_atomically, set_aside, write_bytes, write_text
+from allseg.core.files import (
+    make_folder,
+    replace_atomically,
+    set_aside,
+    write_bytes,
+    write_text,
+)
 
 EXPORT_DIR = "export"
 

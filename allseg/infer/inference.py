@@ -8,12 +8,19 @@ import keras
 import numpy as np
 from scipy import ndimage
 
-from allseg.cells.instances import cell_settings, cells_csv, count_row, counts_csv, label_cells, measure_cells
-from allseg.infer.engines import load_predictor
+from allseg.cells.instances import (
+    cell_settings,
+    cells_csv,
+    count_row,
+    counts_csv,
+    label_cells,
+    measure_cells,
+)
 from allseg.core.config import override
 from allseg.core.errors import DataError, UserError
 from allseg.core.files import make_folder, write_text
 from allseg.data.images import read_rgb, sort_inputs, write_png
+from allseg.infer.engines import load_predictor
 from allseg.infer.predict import predict_masks
 
 OVERLAY_COLOUR = (0, 255, 0)  # RGB

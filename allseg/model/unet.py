@@ -3,8 +3,8 @@ import keras
 
 from allseg.core.accel import build_with_policy, resolve
 from allseg.core.config import load_config
-from allseg.model.losses_metrics import make_loss, make_metrics
 from allseg.model.architecture import build_unet
+from allseg.model.losses_metrics import make_loss, make_metrics
 
 
 class TensorflowUNet:
@@ -36,7 +36,6 @@ def load_trained_model(cfg):
 
     from allseg.core.errors import UserError
     from allseg.core.run_lock import note_if_training
-
     from allseg.model.shipped import trained_model_path
 
     path = trained_model_path(cfg)

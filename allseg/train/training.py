@@ -10,20 +10,35 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from allseg.core.accel import describe_device, resolve
 from allseg.cells.instances import cell_settings
-from allseg.data.dataset import ALLDataset
-from allseg.train.distribute import build_for_cluster, is_chief, make_strategy, weights_fingerprint
+from allseg.core.accel import describe_device, resolve
 from allseg.core.errors import ConfigError
 from allseg.core.files import keep_previous, make_folder, replace_atomically, write_text
-from allseg.data.pairing import describe, split_pairs
-from allseg.train.plots import plot_history
 from allseg.core.run_lock import training_lock
-from allseg.train.tensorboard import TENSORBOARD_DIR, as_write_error, tensorboard_callbacks
+from allseg.data.dataset import ALLDataset
+from allseg.data.pairing import describe, split_pairs
 from allseg.data.truth_audit import add_stained_cells, trusted_pairs
-from allseg.train.resume import (RESUME_DIR, ResumePoint, finish, fingerprint, load_unfinished,
-                           saved_size)
 from allseg.model.unet import TensorflowUNet
+from allseg.train.distribute import (
+    build_for_cluster,
+    is_chief,
+    make_strategy,
+    weights_fingerprint,
+)
+from allseg.train.plots import plot_history
+from allseg.train.resume import (
+    RESUME_DIR,
+    ResumePoint,
+    fingerprint,
+    finish,
+    load_unfinished,
+    saved_size,
+)
+from allseg.train.tensorboard import (
+    TENSORBOARD_DIR,
+    as_write_error,
+    tensorboard_callbacks,
+)
 
 BEST_MODEL = "best_model.keras"
 TRAIN_LOG = "train_log.csv"
