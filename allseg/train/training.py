@@ -18,6 +18,7 @@ from allseg.core.run_lock import training_lock
 from allseg.data.dataset import ALLDataset
 from allseg.data.pairing import describe, split_pairs
 from allseg.data.truth_audit import add_stained_cells, trusted_pairs
+from allseg.model.shipped import BEST_MODEL
 from allseg.model.unet import TensorflowUNet
 from allseg.train.distribute import (
     build_for_cluster,
@@ -40,7 +41,6 @@ from allseg.train.tensorboard import (
     tensorboard_callbacks,
 )
 
-BEST_MODEL = "best_model.keras"
 TRAIN_LOG = "train_log.csv"
 LOSS_PLOT = "train_losses.png"
 METRIC_PLOT = "train_metrics.png"
