@@ -44,9 +44,6 @@ def write_config(base_config, path, run_dir, all_dir, overrides=None, eval_dir=N
         "eval.mask_datapath": q(Path(eval_dir or Path(all_dir) / "test") / "segmented"),
         "infer.images_dir": q(Path(all_dir).parent / "mini_test"),
         "infer.output_dir": q(Path(run_dir) / "mini_test_output"),
-        "infer.overlay_dir": q(Path(run_dir) / "mini_test_overlay"),
-        "infer.montage": q(Path(run_dir) / "mini_test_montage.png"),
-        "infer.cell_counts": q(Path(run_dir) / "mini_test_cell_counts.csv"),
         **(overrides or {}),
     }
     for dotted, text in values.items():
