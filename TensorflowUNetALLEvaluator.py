@@ -5,13 +5,17 @@
 from pathlib import Path
 
 import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.core.cli import add_model_argument, config_parser, run
+from allseg.core.cli import DEFAULT_CONFIG, add_model_argument, config_parser, run
+from allseg.core.errors import UserError
 from allseg.evaluate.evaluation import HISTOGRAMS, SUMMARY, WORST, evaluate
 from allseg.model.shipped import load_for_model
 
 
 def main(args):
     cfg = load_for_model(args.config, args.model)
+    if getattr(cfg, "model_config_only", False):  # its [eval] folders are the training run's
+        raise UserError(f"no config here ({DEFAULT_CONFIG} not found): give a config whose [eval] "
+                        "names your test images and masks")
     s = evaluate(cfg)
     print(f"Test loss: {s['loss']:.4f}")
     print(f"Test binary accuracy: {s['binary_accuracy']:.4f}")
