@@ -137,3 +137,19 @@ def test_on_a_read_only_checkout_the_engines_cache_goes_to_the_users_cache(tmp_p
             "leukemia_all.config", "leukemia_all.keras"]
     finally:
         subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_the_evaluator_scores_the_shipped_model_on_a_configs_test_pairs(tmp_path, trained):
+    import json
+
+    from conftest import tiny_config_text
+
+    root, _ = trained  # a config for 32x32 models: the shipped model's own [model] replaces it
+    config = tmp_path / "eval.config"
+    config.write_text(tiny_config_text(root).replace(f'"{root.as_posix()}/eval"',
+                                                     f'"{(tmp_path / "eval").as_posix()}"'),
+                      encoding="utf-8")
+    proc = run_script("TensorflowUNetALLEvaluator.py", config, "--model", "pretrained")
+    assert f"Model: {SHIPPED_MODEL}" in proc.stdout and "224x224 input" in proc.stdout
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["model"] == str(SHIPPED_MODEL) and summary["cells"]["n_true"] > 0
