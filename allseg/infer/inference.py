@@ -189,11 +189,11 @@ def infer(cfg, model=None):
     written, failed, tiles, labels, counts, cells = [], [], [], [], [], []
     progress = keras.utils.Progbar(len(files), unit_name="image")
 
-    def collect(job):
+    def collect(image, job):
         try:
             path, mask_path, row, cell_rows, tile = job.result()
         except UserError as exc:  # a full disk, say: the images written so far are whole
-            raise UserError(f"stopped at {job.image.name} after {len(written)} image(s) were "
+            raise UserError(f"stopped at {image.name} after {len(written)} image(s) were "
                             f"written in full: {exc}") from None
         written.append(mask_path)
         counts.append(row)
@@ -216,13 +216,13 @@ def infer(cfg, model=None):
                 masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size, c.tiled)
                 for (path, rgb), mask in zip(batch, masks):
                     want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
-                    writes.append(pool.submit(_write_outputs, path, rgb, mask, dirs, want_tile, c))
-                    writes[-1].image = path
+                    writes.append((path, pool.submit(_write_outputs, path, rgb, mask, dirs,
+                                                     want_tile, c)))
             while len(writes) > 2 * batch_size:  # bounds the images held in memory
-                collect(writes.popleft())
+                collect(*writes.popleft())
             progress.add(len(batches[index]))
         while writes:
-            collect(writes.popleft())
+            collect(*writes.popleft())
 
     if counts:
         make_folder(Path(c.cell_counts).parent, _key(c, "cell_counts"))

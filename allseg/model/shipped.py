@@ -9,6 +9,7 @@ batch size) stays the user's.
 """
 from pathlib import Path
 
+from allseg.core.cli import DEFAULT_CONFIG
 from allseg.core.config import load_config
 from allseg.core.errors import UserError
 
@@ -29,8 +30,6 @@ def load_for_model(config_path, choice, log=print):
     """The run's config, pointed at the model ``choice`` names (None: the config's own). Where
     the default config is not in the working folder, a model with a config beside it runs on
     that one, so --model pretrained works from any folder."""
-    from allseg.core.cli import DEFAULT_CONFIG
-
     if choice is not None:
         _check_model_file(choice)
         own = _model_file(choice).with_suffix(".config")
