@@ -240,3 +240,30 @@ def test_the_fast_peak_lowering_equals_skimage_reconstruction_bit_for_bit():
         depth = float(rng.choice([0.5, 1.0, 3.0, 6.0]))
         expected = morphology.reconstruction(distance - depth, distance, method="dilation")
         assert np.array_equal(lowered_peaks(distance, depth), expected), trial
+
+
+def test_the_fast_distance_map_equals_scipys_bit_for_bit():
+    from scipy import ndimage
+
+    from allseg.cells.instances import euclidean_distance
+    rng = np.random.default_rng(3)
+    masks = [ndimage.binary_opening(rng.random((120, 90)) < p) for p in (0.3, 0.6, 0.9)]
+    masks += [np.pad(np.ones((700, 700), bool), 1), np.zeros((5, 5), bool), np.ones((4, 6), bool)]
+    for mask in masks:
+        assert np.array_equal(euclidean_distance(mask), ndimage.distance_transform_edt(mask))
+
+
+def test_solidity_and_eccentricity_agree_with_skimages_regionprops():
+    from scipy import ndimage
+    from skimage import measure
+
+    from allseg.cells.instances import convex_area, eccentricity
+    rng = np.random.default_rng(5)
+    labels = measure.label(ndimage.binary_opening(rng.random((160, 160)) < 0.6))
+    line = np.zeros((3, 9), bool)
+    line[1, 1:8] = True  # one pixel thick: Qhull and OpenCV must still agree
+    regions = measure.regionprops(labels) + measure.regionprops(line.astype(int))
+    assert len(regions) > 50
+    for region in regions:
+        assert convex_area(region.image) == region.area_convex
+        assert eccentricity(region.image) == pytest.approx(region.eccentricity, abs=1e-12)

@@ -1,77 +1,37 @@
 """Predicts a mask for every image in a folder, at each image's own size."""
+import multiprocessing
+import os
 from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
-import keras
-import numpy as np
-from scipy import ndimage
 
-from allseg.cells.instances import (
-    cell_settings,
-    cells_csv,
-    count_row,
-    counts_csv,
-    label_cells,
-    measure_cells,
-)
+from allseg.cells.instances import cell_settings, cells_csv, counts_csv
 from allseg.core.config import override
-from allseg.core.errors import DataError, UserError
+from allseg.core.errors import UserError
 from allseg.core.files import make_folder, write_text
 from allseg.data.images import read_rgb, sort_inputs, write_png
 from allseg.infer.engines import load_predictor
+from allseg.infer.outputs import MONTAGE_MAX_IMAGES, montage, write_outputs
 from allseg.infer.predict import predict_masks
 
-OVERLAY_COLOUR = (0, 255, 0)  # RGB
-MONTAGE_TILE = 160
-MONTAGE_MAX_IMAGES = 10
+# Below this many images the outputs are made in a thread: starting worker processes (about half
+# a second) would cost more than it saves.
+PROCESS_POOL_FROM = 24
+
+def _quiet_worker():
+    cv2.setNumThreads(1)  # the engine and the other workers have the other cores
 
 
-def overlay(rgb, mask, labels=None):
-    """The image with the mask tinted green; each cell of ``labels`` outlined in yellow and
-    numbered at its centre as in the cells CSV (without labels: the mask's outline)."""
-    out = rgb.copy()
-    out[mask] = (0.6 * out[mask] + 0.4 * np.array(OVERLAY_COLOUR)).astype(np.uint8)
-    thickness = max(1, round(max(rgb.shape[:2]) / 300))
-    if labels is None:
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
-        return out
-    scale = max(0.3, max(rgb.shape[:2]) / 700)
-    # Each cell within its bounding box: large images hold thousands of cells.
-    for cell, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
-        one = (labels[ys, xs] == cell).astype(np.uint8)
-        contours, _ = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
-                                       offset=(xs.start, ys.start))
-        cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
-        rows, cols = np.nonzero(one)
-        text, at = str(cell), (xs.start + int(cols.mean()) - 4, ys.start + int(rows.mean()) + 4)
-        cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2,
-                    cv2.LINE_AA)
-        cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
-                    cv2.LINE_AA)
-    return out
-
-
-def montage_column(*images):
-    """Thumbnails of one image's input, mask and overlay, stacked (kept small: inputs may be huge)."""
-    tile = MONTAGE_TILE
-    thumbs = [cv2.resize(t if t.ndim == 3 else cv2.cvtColor(t, cv2.COLOR_GRAY2RGB),
-                         (tile, tile), interpolation=cv2.INTER_AREA) for t in images]
-    return np.concatenate(thumbs, axis=0)
-
-
-def montage(columns, labels):
-    """A grid: one column per image; rows are input, predicted mask and overlay."""
-    tile = MONTAGE_TILE
-    grid = np.concatenate(columns, axis=1)
-    label_bar = np.full((24, grid.shape[1], 3), 255, np.uint8)
-    for i, text in enumerate(labels):
-        cv2.putText(label_bar, text[-18:], (i * tile + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([label_bar, grid], axis=0)
+def _output_pool(images):
+    """Where each image's outputs are made: worker processes for a folder of many images, one
+    thread for a few. Spawned, not forked: the engine's threads are running in this process."""
+    workers = os.cpu_count() or 1
+    if images < PROCESS_POOL_FROM or workers < 2:
+        return ThreadPoolExecutor(max_workers=1)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_quiet_worker)
 
 
 def _read_batch(paths):
@@ -83,24 +43,6 @@ def _read_batch(paths):
         except UserError as exc:
             errors.append((path, str(exc)))
     return images, errors
-
-
-def _write_outputs(path, rgb, mask, dirs, want_tile, c):
-    """Writes one image's mask, cell labels and overlay; returns (path, mask path, cell-count
-    row, per-cell rows, montage column or None)."""
-    output_dir, overlay_dir, labels_dir = dirs
-    labels = label_cells(mask, *cell_settings(c))
-    if labels.max() > np.iinfo(np.uint16).max:
-        raise DataError(f"{path}: {labels.max()} cells do not fit a 16-bit label PNG")
-    mask_png = (mask * 255).astype(np.uint8)
-    shown = overlay(rgb, mask, labels)
-    mask_path = output_dir / f"{path.stem}.png"
-    write_png(mask_path, mask_png)
-    write_png(labels_dir / f"{path.stem}.png", labels.astype(np.uint16))
-    write_png(overlay_dir / f"{path.stem}.png", shown)
-    cells = [{"file": path.name, **row} for row in measure_cells(labels, rgb, c.pixel_size_um)]
-    tile = montage_column(rgb, mask_png, shown) if want_tile else None
-    return path, mask_path, count_row(path.name, labels, mask), cells, tile
 
 
 OUTPUT_KEYS = ("output_dir", "labels_dir", "overlay_dir", "montage", "cell_counts", "cells_csv")
@@ -187,7 +129,9 @@ def infer(cfg, model=None):
     batch_size = cfg.train.batch_size
     batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
     written, failed, tiles, labels, counts, cells = [], [], [], [], [], []
-    progress = keras.utils.Progbar(len(files), unit_name="image")
+    from keras.utils import Progbar  # here, not at the top: worker processes import this module
+    progress = Progbar(len(files), unit_name="image")
+    cells_from = (*cell_settings(c), c.pixel_size_um)
 
     def collect(image, job):
         try:
@@ -202,13 +146,16 @@ def infer(cfg, model=None):
             tiles.append(tile)
             labels.append(f"{path.stem}: {row['cells']} cells")
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        reading = pool.submit(_read_batch, batches[0]) if batches else None
+    # The engine predicts the next batch while the images before it are read, labelled,
+    # measured and written elsewhere: reading in a thread (OpenCV releases the GIL), the rest in
+    # worker processes, one per core (cell labels and measurements are mostly Python).
+    with ThreadPoolExecutor(max_workers=1) as reader, _output_pool(len(files)) as pool:
+        reading = reader.submit(_read_batch, batches[0]) if batches else None
         writes = deque()  # in input order, so the montage and counts are too
         for index in range(len(batches)):
             batch, errors = reading.result()
             if index + 1 < len(batches):
-                reading = pool.submit(_read_batch, batches[index + 1])
+                reading = reader.submit(_read_batch, batches[index + 1])
             for path, why in errors:
                 failed.append((path, why))
                 print(f"\nerror: {why} (skipped; the other images go on)")
@@ -216,8 +163,8 @@ def infer(cfg, model=None):
                 masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size, c.tiled)
                 for (path, rgb), mask in zip(batch, masks):
                     want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
-                    writes.append((path, pool.submit(_write_outputs, path, rgb, mask, dirs,
-                                                     want_tile, c)))
+                    writes.append((path, pool.submit(write_outputs, path, rgb, mask, dirs,
+                                                     want_tile, cells_from)))
             while len(writes) > 2 * batch_size:  # bounds the images held in memory
                 collect(*writes.popleft())
             progress.add(len(batches[index]))

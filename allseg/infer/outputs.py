@@ -1,0 +1,79 @@
+"""One image's outputs after prediction: its cells, measurements, overlay and PNGs.
+
+Kept free of Keras and TensorFlow so the worker processes that run it while the engine predicts
+start in a fraction of a second (inference.py)."""
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from allseg.cells.instances import count_row, label_cells, measure_cells
+from allseg.core.errors import DataError
+from allseg.data.images import write_png
+
+OVERLAY_COLOUR = (0, 255, 0)  # RGB
+MONTAGE_TILE = 160
+MONTAGE_MAX_IMAGES = 10
+
+
+def overlay(rgb, mask, labels=None):
+    """The image with the mask tinted green; each cell of ``labels`` outlined in yellow and
+    numbered at its centre as in the cells CSV (without labels: the mask's outline)."""
+    out = rgb.copy()
+    out[mask] = (0.6 * out[mask] + 0.4 * np.array(OVERLAY_COLOUR)).astype(np.uint8)
+    thickness = max(1, round(max(rgb.shape[:2]) / 300))
+    if labels is None:
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
+        return out
+    scale = max(0.3, max(rgb.shape[:2]) / 700)
+    # Each cell within its bounding box: large images hold thousands of cells.
+    for cell, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
+        one = (labels[ys, xs] == cell).astype(np.uint8)
+        contours, _ = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+                                       offset=(xs.start, ys.start))
+        cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
+        rows, cols = np.nonzero(one)
+        text, at = str(cell), (xs.start + int(cols.mean()) - 4, ys.start + int(rows.mean()) + 4)
+        cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2,
+                    cv2.LINE_AA)
+        cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+                    cv2.LINE_AA)
+    return out
+
+
+def montage_column(*images):
+    """Thumbnails of one image's input, mask and overlay, stacked (kept small: inputs may be huge)."""
+    tile = MONTAGE_TILE
+    thumbs = [cv2.resize(t if t.ndim == 3 else cv2.cvtColor(t, cv2.COLOR_GRAY2RGB),
+                         (tile, tile), interpolation=cv2.INTER_AREA) for t in images]
+    return np.concatenate(thumbs, axis=0)
+
+
+def montage(columns, labels):
+    """A grid: one column per image; rows are input, predicted mask and overlay."""
+    tile = MONTAGE_TILE
+    grid = np.concatenate(columns, axis=1)
+    label_bar = np.full((24, grid.shape[1], 3), 255, np.uint8)
+    for i, text in enumerate(labels):
+        cv2.putText(label_bar, text[-18:], (i * tile + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([label_bar, grid], axis=0)
+
+
+def write_outputs(path, rgb, mask, dirs, want_tile, cells_from):
+    """Writes one image's mask, cell labels and overlay; returns (path, mask path, cell-count
+    row, per-cell rows, montage column or None)."""
+    output_dir, overlay_dir, labels_dir = dirs
+    labels = label_cells(mask, *cells_from[:3])
+    if labels.max() > np.iinfo(np.uint16).max:
+        raise DataError(f"{path}: {labels.max()} cells do not fit a 16-bit label PNG")
+    mask_png = (mask * 255).astype(np.uint8)
+    shown = overlay(rgb, mask, labels)
+    mask_path = output_dir / f"{path.stem}.png"
+    write_png(mask_path, mask_png)
+    write_png(labels_dir / f"{path.stem}.png", labels.astype(np.uint16))
+    write_png(overlay_dir / f"{path.stem}.png", shown)
+    cells = [{"file": path.name, **row} for row in measure_cells(labels, rgb, cells_from[3])]
+    tile = montage_column(rgb, mask_png, shown) if want_tile else None
+    return path, mask_path, count_row(path.name, labels, mask), cells, tile
