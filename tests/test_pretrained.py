@@ -154,25 +154,3 @@ def test_the_evaluator_scores_the_shipped_model_on_a_configs_test_pairs(tmp_path
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
     assert summary["model"] == str(SHIPPED_MODEL) and summary["cells"]["n_true"] > 0
 
-
-def test_a_large_folder_made_in_worker_processes_gives_the_same_files_as_one_thread(
-        tmp_path, shipped, monkeypatch):
-    import allseg.infer.inference as inference
-
-    model, _ = shipped
-    images = tmp_path / "smears"
-    images.mkdir()
-    for i in range(inference.PROCESS_POOL_FROM + 6):  # enough for worker processes
-        original, _, _ = make_smear(np.random.default_rng([11, i]), CATEGORIES[i % 4])
-        cv2.imwrite(str(images / f"smear_{i:02d}.png"), cv2.cvtColor(original, cv2.COLOR_RGB2BGR))
-    made = {}
-    for how, pool_from in (("processes", inference.PROCESS_POOL_FROM), ("thread", 10**9)):
-        monkeypatch.setattr(inference, "PROCESS_POOL_FROM", pool_from)
-        cfg = load_config(SHIPPED_MODEL.with_suffix(".config"))
-        inference.use_command_line(cfg, images, tmp_path / how, pixel_size_um=0.25)
-        written, skipped, failed = inference.infer(cfg, model)
-        assert (len(written), skipped, failed) == (len(list(images.iterdir())), [], [])
-        made[how] = {p.relative_to(tmp_path / how): p.read_bytes()
-                     for p in sorted((tmp_path / how).rglob("*")) if p.is_file()}
-    assert len(made["processes"]) == 3 * len(written) + 3  # 3 PNGs an image, montage, 2 CSVs
-    assert made["processes"] == made["thread"]

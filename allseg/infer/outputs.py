@@ -1,7 +1,4 @@
-"""One image's outputs after prediction: its cells, measurements, overlay and PNGs.
-
-Kept free of Keras and TensorFlow so the worker processes that run it while the engine predicts
-start in a fraction of a second (inference.py)."""
+"""One image's outputs after prediction: its cells, measurements, overlay and PNGs."""
 import cv2
 import numpy as np
 from scipy import ndimage
