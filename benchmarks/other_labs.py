@@ -16,7 +16,8 @@ from allseg.core.files import write_json, write_text  # noqa: E402
 from allseg.data.images import list_images, read_rgb  # noqa: E402
 from allseg.evaluate.scoring import confusion, dice  # noqa: E402
 from allseg.infer.engines import load_predictor  # noqa: E402
-from allseg.infer.predict import predict_masks  # noqa: E402
+from allseg.infer.inference import scaled_cell_settings  # noqa: E402
+from allseg.infer.predict import predict_masks, resampling  # noqa: E402
 from allseg.model.shipped import load_for_model  # noqa: E402
 
 
@@ -36,13 +37,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=ROOT.parent / "shared" / "data" / "wbc-cellavision")
     parser.add_argument("--model", default="pretrained")
+    parser.add_argument("--cell-diameter", type=float, default=0.0, help="[infer] cell_diameter")
     args = parser.parse_args()
     cfg = load_for_model(ROOT / "train_eval_infer.config", args.model)
+    cfg.infer.cell_diameter, scale = args.cell_diameter, 1.0
+    if args.cell_diameter:
+        scale = resampling(cfg)
+        c = cfg.infer  # the cells are counted at the model's scale, as the infer script does
+        c.cell_min_area, c.cell_split_depth, c.cell_split_hole_px = scaled_cell_settings(c, scale)
     model = load_predictor(cfg)
     rows = {"model": [], "colour rule blue - green > 65": []}
     for path in list_images(f"{args.data}/images"):
         rgb, truth = read_rgb(path), read_rgb(f"{args.data}/masks/{path.stem}.png")[..., 0]
-        (mask,) = predict_masks(model, [rgb], cfg.model, cfg.train.batch_size, cfg.infer.tiled)
+        (mask,) = predict_masks(model, [rgb], cfg.model, cfg.train.batch_size, cfg.infer.tiled,
+                                scale)
         for name, pred in zip(rows, (mask, (rgb[..., 2].astype(int) - rgb[..., 1]) > 65)):
             rows[name].append(score(pred, truth, cfg.infer))
     table = ["| method | images | found | Dice, whole cell | Dice, nucleus | false cells | "
@@ -52,8 +60,10 @@ def main():
         table.append(f"| {name} | {len(rows[name])} | {s['found']:.2f} | {s['dice_whole']:.3f} | "
                      f"{s['dice_nucleus']:.3f} | {s['false_cells']:.2f} | {s['count_error']:.2f} |")
     print("\n".join(table))
-    out = ROOT / "benchmarks" / "results" / "other_labs_cellavision"
+    out = ROOT / "benchmarks" / "results" / ("other_labs_cellavision" + (
+        f"_cell_diameter_{args.cell_diameter:g}" if args.cell_diameter else ""))
     write_json(f"{out}.json", {"data": str(args.data), "model": str(args.model),
+                               "cell_diameter": args.cell_diameter,
                                     "summary": summary, "per_image": rows})
     write_text(f"{out}.md", "\n".join(table) + "\n")
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, run_script
 
 import allseg.model.losses_metrics  # noqa: F401  (registers the loss and metrics)
-from allseg.cells.instances import cell_settings
+from allseg.cells.instances import cell_settings, label_cells
 from allseg.core.config import load_config
 from allseg.data.synthetic import CATEGORIES, make_smear
 from allseg.evaluate.cell_scoring import score_cells, summarize_cells
@@ -154,3 +154,38 @@ def test_the_evaluator_scores_the_shipped_model_on_a_configs_test_pairs(tmp_path
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
     assert summary["model"] == str(SHIPPED_MODEL) and summary["cells"]["n_true"] > 0
 
+
+
+def test_cell_diameter_brings_a_3x_magnified_smear_back_to_the_cells_the_model_learned(shipped):
+    from allseg.infer.inference import scaled_cell_settings
+    from allseg.infer.predict import resampling
+
+    model, cfg = shipped
+    assert cfg.model.cell_diameter_px > 0  # the shipped config records what it learned
+    original, _, _ = make_smear(np.random.default_rng([3, 1]), "Early")
+    big = cv2.resize(original, None, fx=3, fy=3, interpolation=cv2.INTER_LINEAR)
+    (at_224,) = predict_masks(model, [original], cfg.model, 8)
+    (as_given,) = predict_masks(model, [big], cfg.model, 8, tiled=True)
+    cfg.infer.cell_diameter = 3 * cfg.model.cell_diameter_px
+    scale = resampling(cfg)
+    assert scale == pytest.approx(1 / 3)
+    (rescaled,) = predict_masks(model, [big], cfg.model, 8, scale=scale)
+    assert rescaled.shape == big.shape[:2]
+    back = cv2.resize(at_224.astype(np.uint8), big.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    agree = np.mean(rescaled == back.astype(bool))
+    cells = label_cells(rescaled, *scaled_cell_settings(cfg.infer, scale)).max()
+    native = label_cells(as_given, *cell_settings(cfg.infer)).max()
+    expected = label_cells(at_224, *cell_settings(cfg.infer)).max()
+    assert agree >= 0.97 and abs(int(cells) - int(expected)) <= 1, (agree, cells, expected, native)
+
+
+def test_cell_diameter_without_the_models_learned_size_is_refused(shipped):
+    from allseg.core.errors import UserError
+    from allseg.infer.predict import resampling
+
+    cfg = load_config(SHIPPED_MODEL.with_suffix(".config"))
+    cfg.model.cell_diameter_px, cfg.infer.cell_diameter = 0.0, 60.0
+    with pytest.raises(UserError, match=r"\[infer\] cell_diameter = 60 needs .*cell_diameter_px"):
+        resampling(cfg)
+    cfg.infer.cell_diameter = 0.0
+    assert resampling(cfg) == 1.0

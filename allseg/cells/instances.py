@@ -199,6 +199,15 @@ def measure_cells(labels, rgb, pixel_size_um=0.0):
     return rows
 
 
+def median_cell_diameter(masks, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):
+    """The median equivalent diameter, in pixels, of every cell in these masks: the size of cell
+    a model trained on them learned ([model] cell_diameter_px)."""
+    areas = np.concatenate([np.bincount(label_cells(mask, min_area, split_depth,
+                                                    split_hole_px).ravel())[1:]
+                            for mask in masks] or [np.zeros(0)])
+    return float(np.median(np.sqrt(4 * areas[areas > 0] / np.pi))) if np.any(areas) else 0.0
+
+
 def count_row(name, labels, mask):
     """The per-image line of the cell-count CSV."""
     areas = sorted(np.bincount(labels.ravel())[1:].tolist(), reverse=True)

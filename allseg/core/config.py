@@ -93,6 +93,9 @@ SCHEMA = {
         "min_area": integer(0, 1_000_000, default=0),
         # A pixel is blast where the predicted probability is above this.
         "threshold": number(0.0, 1.0, default=0.5, lo_open=True, hi_open=True),
+        # The size of cell the model learned: the median equivalent diameter, in its input's
+        # pixels, of its training truth's cells. 0: not recorded.
+        "cell_diameter_px": number(0.0, 10000.0, default=0.0),
     },
     "train": {
         "epochs": integer(1, 100000),
@@ -167,6 +170,10 @@ SCHEMA = {
         # camera): the cells CSV then gives area_um2, perimeter_um and equivalent_diameter_um.
         # 0: unknown, pixels only.
         "pixel_size_um": number(0.0, 1000.0, default=0.0),
+        # Pixels across a typical white cell in these images: each image is resampled so its
+        # cells have the size the model learned ([model] cell_diameter_px), predicted tile by
+        # tile, and its mask and cells brought back to the image's own size. 0: as they are.
+        "cell_diameter": number(0.0, 10000.0, default=0.0),
         # What runs the model, for evaluation too: "auto" is OpenVINO on a CPU, Keras on a GPU.
         "engine": choice("auto", "keras", "openvino", "litert", default="auto"),
     },

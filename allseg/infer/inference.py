@@ -12,7 +12,13 @@ from allseg.core.files import make_folder, write_text
 from allseg.data.images import read_rgb, sort_inputs, write_png
 from allseg.infer.engines import load_predictor
 from allseg.infer.outputs import MONTAGE_MAX_IMAGES, montage, write_outputs
-from allseg.infer.predict import predict_masks
+from allseg.infer.predict import predict_masks, resampling
+
+
+def scaled_cell_settings(c, scale):
+    """The [infer] cell keys, set in pixels at the model's scale, in the image's own pixels."""
+    min_area, depth, hole_px = cell_settings(c)
+    return max(1, round(min_area / scale ** 2)), depth / scale, round(hole_px / scale ** 2)
 
 
 def _read_batch(paths):
@@ -109,7 +115,11 @@ def infer(cfg, model=None):
     batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
     written, failed, tiles, labels, counts, cells = [], [], [], [], [], []
     progress = Progbar(len(files), unit_name="image")
-    cells_from = (*cell_settings(c), c.pixel_size_um)
+    scale = resampling(cfg)
+    cells_from = (*scaled_cell_settings(c, scale), c.pixel_size_um)
+    if scale != 1.0:
+        print(f"Resampling each image by {scale:.3g}: [infer] cell_diameter = {c.cell_diameter:g} "
+              f"px, the model learned cells {m.cell_diameter_px:g} px across")
 
     def collect(image, job):
         try:
@@ -139,7 +149,8 @@ def infer(cfg, model=None):
                 failed.append((path, why))
                 print(f"\nerror: {why} (skipped; the other images go on)")
             if batch:
-                masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size, c.tiled)
+                masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size, c.tiled,
+                                      scale)
                 for (path, rgb), mask in zip(batch, masks):
                     want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
                     writes.append((path, pool.submit(write_outputs, path, rgb, mask, dirs,

@@ -3,6 +3,7 @@ import cv2
 import numpy as np
 
 from allseg.cells.instances import remove_small_components
+from allseg.core.errors import UserError
 from allseg.data.images import resize_image, resize_probability
 
 THRESHOLD = 0.5  # the [model] threshold key's default
@@ -35,16 +36,40 @@ def _pad_batch(x, batch_size):
     return x
 
 
-def predict_masks(model, rgbs, m, batch_size=None, tiled=False):
+def resampling(cfg):
+    """How much each image is resized before prediction so that its cells have the size the
+    model learned: [model] cell_diameter_px / [infer] cell_diameter (1.0 when it is not set)."""
+    wanted, learned = cfg.infer.cell_diameter, cfg.model.cell_diameter_px
+    if not wanted:
+        return 1.0
+    if not learned:
+        raise UserError(f"[infer] cell_diameter = {wanted:g} needs the size of cell the model "
+                        "learned, [model] cell_diameter_px, which this model's config does not "
+                        "give; set cell_diameter = 0 to predict the images as they are")
+    return learned / wanted
+
+
+def predict_masks(model, rgbs, m, batch_size=None, tiled=False, scale=1.0):
     """Boolean masks, each at its own image's size, for RGB images of any size, using the
     [model] section ``m`` for the input size and the prediction settings. tiled=True segments
-    images larger than the model's input at their own resolution, tile by tile."""
+    images larger than the model's input at their own resolution, tile by tile. scale != 1
+    (resampling(cfg)): each image resized by it, predicted tile by tile, the probabilities
+    resized back to the image's size; min_area counts pixels at the model's scale."""
+    if scale != 1.0:
+        return [_predict_rescaled(model, rgb, m, batch_size, scale) for rgb in rgbs]
     if tiled:
         return [remove_small_components(predict_tiled(model, rgb, m, batch_size) > m.threshold,
                                          m.min_area) for rgb in rgbs]
     x = np.stack([resize_image(rgb, m.image_height, m.image_width) for rgb in rgbs])
     probs = predict_probabilities(model, _pad_batch(x, batch_size), m.tta_flips)
     return [to_mask(prob, *rgb.shape[:2], m.min_area, m.threshold) for rgb, prob in zip(rgbs, probs)]
+
+
+def _predict_rescaled(model, rgb, m, batch_size, scale):
+    height, width = rgb.shape[:2]
+    resized = resize_image(rgb, max(1, round(height * scale)), max(1, round(width * scale)))
+    prob = resize_probability(predict_tiled(model, resized, m, batch_size), height, width)
+    return remove_small_components(prob > m.threshold, round(m.min_area / scale ** 2))
 
 
 def tile_starts(length, tile):
