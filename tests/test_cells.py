@@ -267,3 +267,13 @@ def test_solidity_and_eccentricity_agree_with_skimages_regionprops():
     for region in regions:
         assert convex_area(region.image) == region.area_convex
         assert eccentricity(region.image) == pytest.approx(region.eccentricity, abs=1e-12)
+
+
+def test_the_learned_cell_size_is_the_median_diameter_of_every_cell_in_the_masks():
+    from allseg.cells.instances import median_cell_diameter
+    small = disc((60, 60), (15, 15), 5) | disc((60, 60), (45, 45), 5)
+    large = disc((60, 60), (30, 30), 12)
+    sizes = sorted(np.sqrt(4 * np.count_nonzero(d) / np.pi) for d in
+                   (disc((60, 60), (15, 15), 5), disc((60, 60), (15, 15), 5), large))
+    assert median_cell_diameter([small, large], min_area=20) == pytest.approx(sizes[1])
+    assert median_cell_diameter([np.zeros((8, 8), bool)], min_area=20) == 0.0
