@@ -16,7 +16,6 @@ from allseg.core.files import write_json, write_text  # noqa: E402
 from allseg.data.images import list_images, read_rgb  # noqa: E402
 from allseg.evaluate.scoring import confusion, dice  # noqa: E402
 from allseg.infer.engines import load_predictor  # noqa: E402
-from allseg.infer.inference import scaled_cell_settings  # noqa: E402
 from allseg.infer.predict import predict_masks, resampling  # noqa: E402
 from allseg.model.shipped import load_for_model  # noqa: E402
 
@@ -37,17 +36,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=ROOT.parent / "shared" / "data" / "wbc-cellavision")
     parser.add_argument("--model", default="pretrained")
-    parser.add_argument("--cell-diameter", type=float, default=0.0, help="[infer] cell_diameter")
+    parser.add_argument("--cell-diameter", type=float, default=0.0,
+                        help="[infer] cell_diameter (default 0: the images as given)")
     args = parser.parse_args()
     cfg = load_for_model(ROOT / "train_eval_infer.config", args.model)
-    cfg.infer.cell_diameter, scale = args.cell_diameter, 1.0
-    if args.cell_diameter:
-        scale = resampling(cfg)
-        c = cfg.infer  # the cells are counted at the model's scale, as the infer script does
-        c.cell_min_area, c.cell_split_depth, c.cell_split_hole_px = scaled_cell_settings(c, scale)
+    files = list_images(f"{args.data}/images")
+    c = cfg.infer
+    c.cell_diameter = args.cell_diameter
+    scale, why = resampling(cfg)
+    print(why or "images as given")
+    # the cells are counted at the model's scale, as the infer script counts them
+    c.cell_min_area, c.cell_split_depth, c.cell_split_hole_px = cell_settings(c, scale)
     model = load_predictor(cfg)
     rows = {"model": [], "colour rule blue - green > 65": []}
-    for path in list_images(f"{args.data}/images"):
+    for path in files:
         rgb, truth = read_rgb(path), read_rgb(f"{args.data}/masks/{path.stem}.png")[..., 0]
         (mask,) = predict_masks(model, [rgb], cfg.model, cfg.train.batch_size, cfg.infer.tiled,
                                 scale)
@@ -63,7 +65,7 @@ def main():
     out = ROOT / "benchmarks" / "results" / ("other_labs_cellavision" + (
         f"_cell_diameter_{args.cell_diameter:g}" if args.cell_diameter else ""))
     write_json(f"{out}.json", {"data": str(args.data), "model": str(args.model),
-                               "cell_diameter": args.cell_diameter,
+                               "cell_diameter": args.cell_diameter, "scale": scale,
                                     "summary": summary, "per_image": rows})
     write_text(f"{out}.md", "\n".join(table) + "\n")
 

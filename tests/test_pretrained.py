@@ -153,11 +153,19 @@ def test_the_evaluator_scores_the_shipped_model_on_a_configs_test_pairs(tmp_path
     assert f"Model: {SHIPPED_MODEL}" in proc.stdout and "224x224 input" in proc.stdout
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
     assert summary["model"] == str(SHIPPED_MODEL) and summary["cells"]["n_true"] > 0
-
+    # Told its images' cells are twice the size it learned, it halves them before predicting
+    # and counts cells of at least 4x the area in the images' own pixels.
+    learned = load_config(SHIPPED_MODEL.with_suffix(".config")).model.cell_diameter_px
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "[infer]\n", f"[infer]\ncell_diameter = {2 * learned}\n"), encoding="utf-8")
+    proc = run_script("TensorflowUNetALLEvaluator.py", config, "--model", "pretrained")
+    assert "Resampling each image by 0.5" in proc.stdout, proc.stdout[-2000:]
+    halved = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
+    assert halved["cells"]["definition"]["min_area_px"] == 4 * summary["cells"]["definition"]["min_area_px"]
+    assert len(halved["per_image"]) == len(summary["per_image"])
 
 
 def test_cell_diameter_brings_a_3x_magnified_smear_back_to_the_cells_the_model_learned(shipped):
-    from allseg.infer.inference import scaled_cell_settings
     from allseg.infer.predict import resampling
 
     model, cfg = shipped
@@ -167,13 +175,13 @@ def test_cell_diameter_brings_a_3x_magnified_smear_back_to_the_cells_the_model_l
     (at_224,) = predict_masks(model, [original], cfg.model, 8)
     (as_given,) = predict_masks(model, [big], cfg.model, 8, tiled=True)
     cfg.infer.cell_diameter = 3 * cfg.model.cell_diameter_px
-    scale = resampling(cfg)
+    scale, _ = resampling(cfg)
     assert scale == pytest.approx(1 / 3)
     (rescaled,) = predict_masks(model, [big], cfg.model, 8, scale=scale)
     assert rescaled.shape == big.shape[:2]
     back = cv2.resize(at_224.astype(np.uint8), big.shape[1::-1], interpolation=cv2.INTER_NEAREST)
     agree = np.mean(rescaled == back.astype(bool))
-    cells = label_cells(rescaled, *scaled_cell_settings(cfg.infer, scale)).max()
+    cells = label_cells(rescaled, *cell_settings(cfg.infer, scale)).max()
     native = label_cells(as_given, *cell_settings(cfg.infer)).max()
     expected = label_cells(at_224, *cell_settings(cfg.infer)).max()
     assert agree >= 0.97 and abs(int(cells) - int(expected)) <= 1, (agree, cells, expected, native)
@@ -188,4 +196,4 @@ def test_cell_diameter_without_the_models_learned_size_is_refused(shipped):
     with pytest.raises(UserError, match=r"\[infer\] cell_diameter = 60 needs .*cell_diameter_px"):
         resampling(cfg)
     cfg.infer.cell_diameter = 0.0
-    assert resampling(cfg) == 1.0
+    assert resampling(cfg) == (1.0, "")

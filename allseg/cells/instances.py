@@ -16,10 +16,14 @@ from skimage import measure, morphology, segmentation
 SPLIT_HOLE_PX = 30
 
 
-def cell_settings(infer):
+def cell_settings(infer, scale=1.0):
     """(min_area, split_depth, split_hole_px): a config's [infer] cell keys, in the order
-    label_cells, score_cells and summarize_cells take them."""
-    return infer.cell_min_area, infer.cell_split_depth, infer.cell_split_hole_px
+    label_cells, score_cells and summarize_cells take them. They count pixels at the model's
+    scale; for images resized by ``scale`` before prediction, in the images' own pixels."""
+    if scale == 1.0:
+        return infer.cell_min_area, infer.cell_split_depth, infer.cell_split_hole_px
+    return (max(1, round(infer.cell_min_area / scale ** 2)), infer.cell_split_depth / scale,
+            round(infer.cell_split_hole_px / scale ** 2))
 
 
 def label_cells(mask, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):

@@ -14,7 +14,7 @@ from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.evaluate.pictures import histograms, worst_gallery
 from allseg.evaluate.scoring import score_image, summarize
 from allseg.infer.engines import load_predictor
-from allseg.infer.predict import predict_probabilities, to_mask
+from allseg.infer.predict import predict_masks, predict_probabilities, resampling, to_mask
 from allseg.model.shipped import trained_model_path
 
 SUMMARY = "summary.json"
@@ -34,6 +34,10 @@ def evaluate(cfg, model=None):
     ds = data.dataset(batch_size=batch_size)
 
     c = cfg.infer
+    scale, why = resampling(cfg)
+    if why:
+        print(why)
+    cells_at = cell_settings(c, scale)
     loss_sum, correct, pixels, rows, worst = 0.0, 0, 0, [], []
     progress = keras.utils.Progbar(len(data), unit_name="image")
     pairs = iter(data.pairs)
@@ -48,8 +52,12 @@ def evaluate(cfg, model=None):
         for prob in probs:
             pair = next(pairs)
             truth = read_mask(pair.mask)
-            pred = to_mask(prob, *truth.shape, cfg.model.min_area, cfg.model.threshold)
-            cells, true_labels, pred_labels, match = score_cells(pred, truth, *cell_settings(c))
+            if scale == 1.0:
+                pred = to_mask(prob, *truth.shape, cfg.model.min_area, cfg.model.threshold)
+            else:  # the image resized so its cells have the model's size, as the infer script does
+                (pred,) = predict_masks(model, [read_rgb(pair.image)], cfg.model, batch_size,
+                                        scale=scale)
+            cells, true_labels, pred_labels, match = score_cells(pred, truth, *cells_at)
             rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category,
                          "cells": cells})
             # the few lowest cell F1s so far, with what it takes to draw them
@@ -58,7 +66,7 @@ def evaluate(cfg, model=None):
         progress.add(n)
 
     def cell_summary(some):
-        return summarize_cells([r["cells"] for r in some], *cell_settings(c))
+        return summarize_cells([r["cells"] for r in some], *cells_at)
 
     categories = sorted({r["category"] for r in rows})
     summary = summarize(rows, loss=loss_sum / len(data), binary_accuracy=correct / pixels)

@@ -15,12 +15,6 @@ from allseg.infer.outputs import MONTAGE_MAX_IMAGES, montage, write_outputs
 from allseg.infer.predict import predict_masks, resampling
 
 
-def scaled_cell_settings(c, scale):
-    """The [infer] cell keys, set in pixels at the model's scale, in the image's own pixels."""
-    min_area, depth, hole_px = cell_settings(c)
-    return max(1, round(min_area / scale ** 2)), depth / scale, round(hole_px / scale ** 2)
-
-
 def _read_batch(paths):
     """([(path, rgb)], [(path, why)]) for one batch: unreadable files are reported, not fatal."""
     images, errors = [], []
@@ -115,11 +109,10 @@ def infer(cfg, model=None):
     batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
     written, failed, tiles, labels, counts, cells = [], [], [], [], [], []
     progress = Progbar(len(files), unit_name="image")
-    scale = resampling(cfg)
-    cells_from = (*scaled_cell_settings(c, scale), c.pixel_size_um)
-    if scale != 1.0:
-        print(f"Resampling each image by {scale:.3g}: [infer] cell_diameter = {c.cell_diameter:g} "
-              f"px, the model learned cells {m.cell_diameter_px:g} px across")
+    scale, why = resampling(cfg)
+    if why:
+        print(why)
+    cells_from = (*cell_settings(c, scale), c.pixel_size_um)
 
     def collect(image, job):
         try:

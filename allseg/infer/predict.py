@@ -37,23 +37,26 @@ def _pad_batch(x, batch_size):
 
 
 def resampling(cfg):
-    """How much each image is resized before prediction so that its cells have the size the
-    model learned: [model] cell_diameter_px / [infer] cell_diameter (1.0 when it is not set)."""
-    wanted, learned = cfg.infer.cell_diameter, cfg.model.cell_diameter_px
+    """(factor, note): how much each image is resized before prediction so that its cells have
+    the size the model learned, [model] cell_diameter_px / [infer] cell_diameter, and a line
+    saying so (1.0 and "" when cell_diameter is 0)."""
+    wanted, m = cfg.infer.cell_diameter, cfg.model
     if not wanted:
-        return 1.0
-    if not learned:
+        return 1.0, ""
+    if not m.cell_diameter_px:
         raise UserError(f"[infer] cell_diameter = {wanted:g} needs the size of cell the model "
                         "learned, [model] cell_diameter_px, which this model's config does not "
                         "give; set cell_diameter = 0 to predict the images as they are")
-    return learned / wanted
+    factor = m.cell_diameter_px / wanted
+    return factor, (f"Resampling each image by {factor:.3g}: [infer] cell_diameter = {wanted:g} "
+                    f"px, the model learned cells {m.cell_diameter_px:g} px across")
 
 
 def predict_masks(model, rgbs, m, batch_size=None, tiled=False, scale=1.0):
     """Boolean masks, each at its own image's size, for RGB images of any size, using the
     [model] section ``m`` for the input size and the prediction settings. tiled=True segments
     images larger than the model's input at their own resolution, tile by tile. scale != 1
-    (resampling(cfg)): each image resized by it, predicted tile by tile, the probabilities
+    (resampling(cfg)[0]): each image resized by it, predicted tile by tile, the probabilities
     resized back to the image's size; min_area counts pixels at the model's scale."""
     if scale != 1.0:
         return [_predict_rescaled(model, rgb, m, batch_size, scale) for rgb in rgbs]
