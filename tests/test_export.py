@@ -31,3 +31,29 @@ def test_exports_follow_the_keras_model(trained):
 
     run_script("export_model.py", config)  # again: the first export is kept, not replaced
     assert len(list((root / "models").glob("export.previous-*"))) == 1
+
+
+def test_the_inference_copy_records_the_cell_size_its_model_learned(trained, tmp_path):
+    from conftest import run_script
+
+    from allseg.cells.instances import cell_settings, median_cell_diameter
+    from allseg.core.config import load_config
+    from allseg.data.dataset import ALLDataset
+    from allseg.data.images import read_mask, resize_mask
+
+    root, trained_config = trained
+    config = tmp_path / "tiny.config"  # cells of 32x32 smears are small: count from 3 px
+    config.write_text(trained_config.read_text(encoding="utf-8").replace(
+        "[infer]\n", "[infer]\ncell_min_area = 3\n"), encoding="utf-8")
+    copy = tmp_path / "copy" / "tiny.keras"
+    proc = run_script("export_model.py", config, "--inference-copy", copy)
+    assert f"Wrote {copy}" in proc.stdout
+    own = load_config(copy.with_suffix(".config"))
+    cfg = load_config(config)
+    m = cfg.model
+    masks = [resize_mask(read_mask(p.mask), m.image_height, m.image_width)
+             for p in ALLDataset.from_config(cfg, "train").pairs]
+    expected = median_cell_diameter(masks, *cell_settings(cfg.infer))
+    assert expected > 0 and own.model.cell_diameter_px == round(expected, 1)
+    assert "training masks, measured by export_model.py" in copy.with_suffix(".config").read_text(
+        encoding="utf-8")

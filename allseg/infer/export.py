@@ -97,5 +97,24 @@ def save_for_inference(model, cfg, path):
     header = (f"; The config {path.name} was trained with, copied from {cfg.path} by export_model.py"
               " --inference-copy.\n; Its [model] section and [infer] cell keys travel with the "
               "model; its paths are the training run's.\n")
-    write_text(path.with_suffix(".config"), header + Path(cfg.path).read_text(encoding="utf-8"))
+    text = Path(cfg.path).read_text(encoding="utf-8")
+    learned, masks = (0.0, 0) if cfg.model.cell_diameter_px else learned_cell_diameter(cfg)
+    if learned:  # [infer] cell_diameter needs it; a config that gives it already keeps its own
+        header += (f"; cell_diameter_px: the median diameter of the cells in its {masks} "
+                   "training masks, measured by export_model.py.\n")
+        text = text.replace("[model]\n", f"[model]\ncell_diameter_px = {learned:.1f}\n", 1)
+    write_text(path.with_suffix(".config"), header + text)
     return sha256_file(path)
+
+
+def learned_cell_diameter(cfg):
+    """(median cell diameter in the model's input pixels, masks measured) over the [train]
+    pairs' truth, its cells counted as [infer] counts them."""
+    from allseg.cells.instances import cell_settings, median_cell_diameter
+    from allseg.data.dataset import ALLDataset
+    from allseg.data.images import read_mask, resize_mask
+
+    pairs = ALLDataset.from_config(cfg, "train").pairs
+    m = cfg.model
+    masks = (resize_mask(read_mask(p.mask), m.image_height, m.image_width) for p in pairs)
+    return median_cell_diameter(masks, *cell_settings(cfg.infer)), len(pairs)
