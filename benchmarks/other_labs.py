@@ -38,6 +38,7 @@ def main():
     parser.add_argument("--model", default="pretrained")
     parser.add_argument("--cell-diameter", type=float, default=0.0,
                         help="[infer] cell_diameter (default 0: the images as given)")
+    parser.add_argument("--tag", default="", help="suffix for the result files")
     args = parser.parse_args()
     cfg = load_for_model(ROOT / "train_eval_infer.config", args.model)
     files = list_images(f"{args.data}/images")
@@ -63,7 +64,7 @@ def main():
                      f"{s['dice_nucleus']:.3f} | {s['false_cells']:.2f} | {s['count_error']:.2f} |")
     print("\n".join(table))
     out = ROOT / "benchmarks" / "results" / ("other_labs_cellavision" + (
-        f"_cell_diameter_{args.cell_diameter:g}" if args.cell_diameter else ""))
+        f"_cell_diameter_{args.cell_diameter:g}" if args.cell_diameter else "") + args.tag)
     write_json(f"{out}.json", {"data": str(args.data), "model": str(args.model),
                                "cell_diameter": args.cell_diameter, "scale": scale,
                                     "summary": summary, "per_image": rows})

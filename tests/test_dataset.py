@@ -120,3 +120,25 @@ def test_training_can_leave_the_truths_specks_out(tmp_path):
     _, raw = load_pair(tmp_path / "a.png", tmp_path / "a_mask.png", 40, 40)
     _, cells = load_pair(tmp_path / "a.png", tmp_path / "a_mask.png", 40, 40, truth_min_area=50)
     assert raw.sum() == 104 and cells.sum() == 100 and cells[31, 31, 0] == 0
+
+
+def test_stain_jitter_recolours_the_images_and_leaves_the_masks_alone(tmp_path):
+    for i in range(4):
+        write_pair(tmp_path, f"p{i}", mask_ext=".png")
+    data = ALLDataset(tmp_path / "img", tmp_path / "seg", "Early", 32, 32)
+    plain_images, plain_masks = next(iter(data.dataset(batch_size=4, shuffle_seed=3)))
+    images, masks = next(iter(data.dataset(batch_size=4, shuffle_seed=3, stain=0.2)))
+    assert np.array_equal(masks.numpy(), plain_masks.numpy())  # same order, masks untouched
+    shift = np.abs(images.numpy() - plain_images.numpy())
+    assert 0 <= images.numpy().min() and images.numpy().max() <= 255
+    assert shift.mean() > 1.0  # recoloured ...
+    assert np.mean(shift < 60) > 0.95  # ... but still the same smear
+
+
+def test_no_stain_jitter_gives_the_image_back():
+    import tensorflow as tf
+
+    from allseg.data.augment import _stain
+    image = tf.constant(np.random.default_rng(0).integers(1, 256, (16, 16, 3)), tf.float32)
+    back = _stain(image, tf.constant([1, 2], tf.int64), 1e-12).numpy()
+    assert np.abs(back - image.numpy()).max() < 0.01

@@ -41,7 +41,7 @@ def test_the_inference_copy_records_the_cell_size_its_model_learned(trained, tmp
     from allseg.data.dataset import ALLDataset
     from allseg.data.images import read_mask, resize_mask
 
-    root, trained_config = trained
+    _, trained_config = trained
     config = tmp_path / "tiny.config"  # cells of 32x32 smears are small: count from 3 px
     config.write_text(trained_config.read_text(encoding="utf-8").replace(
         "[infer]\n", "[infer]\ncell_min_area = 3\n"), encoding="utf-8")

@@ -114,6 +114,9 @@ SCHEMA = {
         # 1: hue +-0.05 turn, saturation and contrast x0.7-1.3, brightness +-0.15, channel
         # gains x0.9-1.1; 2 doubles each range (enough to carry Early's violet to Pro's pink).
         "augment_color": number(0.0, 2.0, default=0.0),
+        # Tellez et al. 2019's HED jitter: each stain's density scaled by U(1 - s, 1 + s) and
+        # shifted by U(-s, s), s this value (0.05 their "light", 0.2 their "strong"). 0: off.
+        "augment_stain": number(0.0, 1.0, default=0.0),
         "lr_schedule": choice("constant", "cosine", "plateau", default="constant"),
         # The U-Net paper's weight map: background pixels between two cells weigh up to
         # 1 + border_weight in the cross-entropy, falling off over border_sigma pixels. 0: off.

@@ -1,5 +1,10 @@
 """Random augmentation applied jointly to an image and its mask, seeded for reproducibility."""
 import tensorflow as tf
+from skimage.color import hed_from_rgb, rgb_from_hed
+
+# Ruifrok and Johnston's stain vectors as skimage's rgb2hed and hed2rgb use them.
+HED_FROM_RGB = tf.constant(hed_from_rgb, tf.float32)
+RGB_FROM_HED = tf.constant(rgb_from_hed, tf.float32)
 
 
 def _geometry(image, mask, seed, square):
@@ -25,9 +30,23 @@ def _colour(image, seed, strength):
     return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
 
-def augment(ds, seed, flips, colour_strength, square):
+def _stain(image, seed, sigma):
+    """Tellez et al. 2019's HED jitter: the image split into its stains' optical densities
+    (-ln of the light transmitted, through Ruifrok and Johnston's stain vectors, as skimage's
+    rgb2hed did before it rescaled them), each stain scaled by U(1 - sigma, 1 + sigma) and
+    shifted by U(-sigma, sigma), and put together again: another lab's stain strengths and
+    hues, not a camera's. No jitter gives the image back."""
+    density = -tf.math.log(tf.maximum(image / 255.0, 1e-6))
+    stains = tf.tensordot(density, HED_FROM_RGB, 1)
+    stains = (stains * tf.random.stateless_uniform([3], seed + 8, 1 - sigma, 1 + sigma)
+              + tf.random.stateless_uniform([3], seed + 9, -sigma, sigma))
+    rgb = tf.exp(-tf.tensordot(stains, RGB_FROM_HED, 1))
+    return tf.clip_by_value(rgb, 0.0, 1.0) * 255.0
+
+
+def augment(ds, seed, flips, colour_strength, square, stain_sigma=0.0):
     """Maps (image, mask) to augmented (float image 0-255, mask); new draws every epoch."""
-    if not flips and colour_strength <= 0:
+    if not flips and colour_strength <= 0 and stain_sigma <= 0:
         return ds
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
@@ -38,6 +57,8 @@ def augment(ds, seed, flips, colour_strength, square):
             image, mask = _geometry(image, mask, seed_pair, square)
         if colour_strength > 0:
             image = _colour(image, seed_pair, colour_strength)
+        if stain_sigma > 0:
+            image = _stain(image, seed_pair, stain_sigma)
         return image, mask
 
     return tf.data.Dataset.zip((ds, seeds)).map(apply, num_parallel_calls=tf.data.AUTOTUNE)

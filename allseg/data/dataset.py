@@ -32,7 +32,8 @@ def load_weighted_pair(image_path, mask_path, height, width, border, truth_min_a
 
 
 def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=False,
-                 flips=False, colour=0.0, repeat=False, border=None, truth_min_area=0):
+                 flips=False, colour=0.0, repeat=False, border=None, truth_min_area=0,
+                 stain=0.0):
     """Batches of (image, mask); files are read lazily, so memory stays flat without cache.
     With shuffle_seed set (training), order, flips and colour jitter are drawn from that seed and
     change every epoch; repeat=True makes the stream endless (one epoch after another).
@@ -67,7 +68,7 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
         if shuffle_seed is not None:
             ds = ds.shuffle(len(pairs), seed=shuffle_seed, reshuffle_each_iteration=True)
     if shuffle_seed is not None:
-        ds = augment(ds, shuffle_seed, flips, colour, square=height == width)
+        ds = augment(ds, shuffle_seed, flips, colour, square=height == width, stain_sigma=stain)
     # float32 from here on (augment already gives it): Keras averages a first batch across
     # workers under tf.distribute, which integer images cannot go through.
     if border:
@@ -97,7 +98,7 @@ class ALLDataset:
         return len(self.pairs)
 
     def dataset(self, pairs=None, batch_size=4, shuffle_seed=None, cache=False, flips=False,
-                colour=0.0, repeat=False, border=None, truth_min_area=0):
+                colour=0.0, repeat=False, border=None, truth_min_area=0, stain=0.0):
         return pair_dataset(self.pairs if pairs is None else pairs, self.height, self.width,
                             batch_size, shuffle_seed, cache, flips, colour, repeat, border,
-                            truth_min_area)
+                            truth_min_area, stain)

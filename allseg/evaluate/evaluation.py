@@ -14,7 +14,12 @@ from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.evaluate.pictures import histograms, worst_gallery
 from allseg.evaluate.scoring import score_image, summarize
 from allseg.infer.engines import load_predictor
-from allseg.infer.predict import predict_masks, predict_probabilities, resampling, to_mask
+from allseg.infer.predict import (
+    predict_masks,
+    predict_probabilities,
+    resampling,
+    to_mask,
+)
 from allseg.model.shipped import trained_model_path
 
 SUMMARY = "summary.json"

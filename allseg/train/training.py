@@ -202,7 +202,8 @@ def _fit(cfg, strategy, data, train_pairs, val_pairs, border, extra_callbacks):
     # exact order and augmentation an uninterrupted run would have seen next.
     train_ds = data.dataset(train_pairs, batch_size, shuffle_seed=t.seed, cache=t.cache,
                             flips=t.augment_flips, colour=t.augment_color, repeat=True,
-                            border=border, truth_min_area=t.truth_min_area)
+                            border=border, truth_min_area=t.truth_min_area,
+                            stain=t.augment_stain)
     train_ds = train_ds.skip(done * steps_per_epoch)
     val_ds = data.dataset(val_pairs, batch_size, cache=t.cache, truth_min_area=t.truth_min_area)
     build_for_cluster(model, strategy, val_ds)
