@@ -1,10 +1,13 @@
 """Random augmentation applied jointly to an image and its mask, seeded for reproducibility."""
+import numpy as np
 import tensorflow as tf
 from skimage.color import hed_from_rgb, rgb_from_hed
 
-# Ruifrok and Johnston's stain vectors as skimage's rgb2hed and hed2rgb use them.
-HED_FROM_RGB = tf.constant(hed_from_rgb, tf.float32)
-RGB_FROM_HED = tf.constant(rgb_from_hed, tf.float32)
+# Ruifrok and Johnston's stain vectors as skimage's rgb2hed and hed2rgb use them. NumPy, not
+# tf.constant: a tensor made at import would start TensorFlow's runtime before a multi-worker
+# strategy can set it up.
+HED_FROM_RGB = hed_from_rgb.astype(np.float32)
+RGB_FROM_HED = rgb_from_hed.astype(np.float32)
 
 
 def _geometry(image, mask, seed, square):
