@@ -133,11 +133,15 @@ def end_to_end(model, cfg, folder, out):
     return len(written) / (time.perf_counter() - start)
 
 
-def same_files(ours, theirs):
-    """Files under either folder that are missing from the other or differ in a byte."""
+def differing_files(ours, theirs):
+    """Files under either folder that the other lacks or holds with other bytes."""
     names = {p.relative_to(d) for d in (ours, theirs) for p in Path(d).rglob("*") if p.is_file()}
-    return sorted(str(n) for n in names if not ((Path(ours) / n).is_file() and (Path(theirs) / n)
-                  .is_file() and (Path(ours) / n).read_bytes() == (Path(theirs) / n).read_bytes()))
+
+    def same(name):
+        a, b = Path(ours) / name, Path(theirs) / name
+        return a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()
+
+    return sorted(str(name) for name in names if not same(name))
 
 
 def main():
@@ -160,7 +164,7 @@ def main():
         forward = forward_alone(model, cfg)
         ours = Path(scratch) / "out"
         rates = {"infer script": end_to_end(model, cfg, folder, ours)}
-        differ = same_files(ours, args.compare_with) if args.compare_with else None
+        differ = differing_files(ours, args.compare_with) if args.compare_with else None
     engine_core_ms = 2 * stages["predict (engine, 2 cores)"]
     post_ms = sum(v for k, v in stages.items() if not k.startswith(("predict", "before", "PNG overlay,"))
                   and k != "cell labels, no split")

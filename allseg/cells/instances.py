@@ -20,8 +20,6 @@ def cell_settings(infer, scale=1.0):
     """(min_area, split_depth, split_hole_px): a config's [infer] cell keys, in the order
     label_cells, score_cells and summarize_cells take them. They count pixels at the model's
     scale; for images resized by ``scale`` before prediction, in the images' own pixels."""
-    if scale == 1.0:
-        return infer.cell_min_area, infer.cell_split_depth, infer.cell_split_hole_px
     return (max(1, round(infer.cell_min_area / scale ** 2)), infer.cell_split_depth / scale,
             round(infer.cell_split_hole_px / scale ** 2))
 
@@ -206,10 +204,10 @@ def measure_cells(labels, rgb, pixel_size_um=0.0):
 def median_cell_diameter(masks, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):
     """The median equivalent diameter, in pixels, of every cell in these masks: the size of cell
     a model trained on them learned ([model] cell_diameter_px)."""
-    areas = np.concatenate([np.bincount(label_cells(mask, min_area, split_depth,
-                                                    split_hole_px).ravel())[1:]
-                            for mask in masks] or [np.zeros(0)])
-    return float(np.median(np.sqrt(4 * areas[areas > 0] / np.pi))) if np.any(areas) else 0.0
+    areas = np.concatenate([np.zeros(0), *(
+        np.bincount(label_cells(mask, min_area, split_depth, split_hole_px).ravel())[1:]
+        for mask in masks)])
+    return float(np.median(np.sqrt(4 * areas / np.pi))) if len(areas) else 0.0
 
 
 def count_row(name, labels, mask):

@@ -112,7 +112,7 @@ def infer(cfg, model=None):
     scale, why = resampling(cfg)
     if why:
         print(why)
-    cells_from = (*cell_settings(c, scale), c.pixel_size_um)
+    cell_keys = cell_settings(c, scale)
 
     def collect(image, job):
         try:
@@ -147,7 +147,7 @@ def infer(cfg, model=None):
                 for (path, rgb), mask in zip(batch, masks):
                     want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
                     writes.append((path, pool.submit(write_outputs, path, rgb, mask, dirs,
-                                                     want_tile, cells_from)))
+                                                     want_tile, cell_keys, c.pixel_size_um)))
             while len(writes) > 2 * batch_size:  # bounds the images held in memory
                 collect(*writes.popleft())
             progress.add(len(batches[index]))

@@ -58,11 +58,12 @@ def montage(columns, labels):
     return np.concatenate([label_bar, grid], axis=0)
 
 
-def write_outputs(path, rgb, mask, dirs, want_tile, cells_from):
+def write_outputs(path, rgb, mask, dirs, want_tile, cell_keys, pixel_size_um):
     """Writes one image's mask, cell labels and overlay; returns (path, mask path, cell-count
-    row, per-cell rows, montage column or None)."""
+    row, per-cell rows, montage column or None). cell_keys: cell_settings(), in this image's
+    pixels."""
     output_dir, overlay_dir, labels_dir = dirs
-    labels = label_cells(mask, *cells_from[:3])
+    labels = label_cells(mask, *cell_keys)
     if labels.max() > np.iinfo(np.uint16).max:
         raise DataError(f"{path}: {labels.max()} cells do not fit a 16-bit label PNG")
     mask_png = (mask * 255).astype(np.uint8)
@@ -71,6 +72,6 @@ def write_outputs(path, rgb, mask, dirs, want_tile, cells_from):
     write_png(mask_path, mask_png)
     write_png(labels_dir / f"{path.stem}.png", labels.astype(np.uint16))
     write_png(overlay_dir / f"{path.stem}.png", shown)
-    cells = [{"file": path.name, **row} for row in measure_cells(labels, rgb, cells_from[3])]
+    cells = [{"file": path.name, **row} for row in measure_cells(labels, rgb, pixel_size_um)]
     tile = montage_column(rgb, mask_png, shown) if want_tile else None
     return path, mask_path, count_row(path.name, labels, mask), cells, tile

@@ -58,17 +58,15 @@ def predict_masks(model, rgbs, m, batch_size=None, tiled=False, scale=1.0):
     images larger than the model's input at their own resolution, tile by tile. scale != 1
     (resampling(cfg)[0]): each image resized by it, predicted tile by tile, the probabilities
     resized back to the image's size; min_area counts pixels at the model's scale."""
-    if scale != 1.0:
-        return [_predict_rescaled(model, rgb, m, batch_size, scale) for rgb in rgbs]
-    if tiled:
-        return [remove_small_components(predict_tiled(model, rgb, m, batch_size) > m.threshold,
-                                         m.min_area) for rgb in rgbs]
+    if tiled or scale != 1.0:
+        return [_predict_tiled_at(model, rgb, m, batch_size, scale) for rgb in rgbs]
     x = np.stack([resize_image(rgb, m.image_height, m.image_width) for rgb in rgbs])
     probs = predict_probabilities(model, _pad_batch(x, batch_size), m.tta_flips)
     return [to_mask(prob, *rgb.shape[:2], m.min_area, m.threshold) for rgb, prob in zip(rgbs, probs)]
 
 
-def _predict_rescaled(model, rgb, m, batch_size, scale):
+def _predict_tiled_at(model, rgb, m, batch_size, scale):
+    """One image's mask, predicted tile by tile after resizing it by scale (1: as it is)."""
     height, width = rgb.shape[:2]
     resized = resize_image(rgb, max(1, round(height * scale)), max(1, round(width * scale)))
     prob = resize_probability(predict_tiled(model, resized, m, batch_size), height, width)
