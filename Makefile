@@ -43,21 +43,21 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
 # All four categories of the Kaggle download: `make train-all MASTER=/path/to/leukemia` splits it
-# into ALL/ (once; the download is only read), trains with configs/all_cpu.config and evaluates.
+# into ALL/ (once; the download is only read), trains with configs/all_cpu_fast.config and evaluates.
 train-all: $(VENV)/.installed
 	@if [ -z "$(MASTER)" ] && [ ! -d ALL/train/original/Pro ]; then \
 	  echo "Give the unpacked Kaggle dataset: make train-all MASTER=/path/to/leukemia"; exit 2; fi
 	@if [ -d ALL/train/original/Pro ]; then echo "Reusing the split in ALL/"; \
 	else $(PY) split_master.py --master "$(MASTER)" --category all --dest ALL; fi
-	$(PY) TensorflowUNetALLTrainer.py configs/all_cpu.config
-	$(PY) TensorflowUNetALLEvaluator.py configs/all_cpu.config
+	$(PY) TensorflowUNetALLTrainer.py configs/all_cpu_fast.config
+	$(PY) TensorflowUNetALLEvaluator.py configs/all_cpu_fast.config
 
-# The shipped model, made again as pretrained/README.md says: configs/all_cpu.config trained on the
+# The shipped model, made again as pretrained/README.md says: configs/all_cpu_fast.config trained on the
 # train rows of a Kaggle-layout folder with split.csv (Early's reference test rows are never
 # trained on), scored by benchmarks/real_all.py, then saved without its optimizer state.
 PRETRAINED_DATA ?= ../shared/data/leukemia-all
 pretrained: $(VENV)/.installed
-	$(PY) benchmarks/real_all.py --data "$(PRETRAINED_DATA)" --scratch bench_runs/pretrained \
-	  --tag pretrained --name "shipped model (configs/all_cpu.config)"
+	$(PY) benchmarks/real_all.py --config configs/all_cpu_fast.config --data "$(PRETRAINED_DATA)" \
+	  --scratch bench_runs/pretrained --tag all_cpu_fast --name "shipped model (configs/all_cpu_fast.config)"
 	$(PY) export_model.py "$$(ls -d bench_runs/pretrained/run-* | tail -1)/config" \
 	  --inference-copy pretrained/leukemia_all.keras
