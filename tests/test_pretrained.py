@@ -166,7 +166,7 @@ def test_the_evaluator_scores_the_shipped_model_on_a_configs_test_pairs(tmp_path
 
 
 def test_cell_diameter_brings_a_3x_magnified_smear_back_to_the_cells_the_model_learned(shipped):
-    from allseg.infer.predict import resampling
+    from allseg.infer.scale import resampling
 
     model, cfg = shipped
     assert cfg.model.cell_diameter_px > 0  # the shipped config records what it learned
@@ -189,7 +189,7 @@ def test_cell_diameter_brings_a_3x_magnified_smear_back_to_the_cells_the_model_l
 
 def test_cell_diameter_without_the_models_learned_size_is_refused(shipped):
     from allseg.core.errors import UserError
-    from allseg.infer.predict import resampling
+    from allseg.infer.scale import resampling
 
     cfg = load_config(SHIPPED_MODEL.with_suffix(".config"))
     cfg.model.cell_diameter_px, cfg.infer.cell_diameter = 0.0, 60.0
@@ -197,3 +197,43 @@ def test_cell_diameter_without_the_models_learned_size_is_refused(shipped):
         resampling(cfg)
     cfg.infer.cell_diameter = 0.0
     assert resampling(cfg) == (1.0, "")
+    # "auto", the default, cannot read a scale either: the images go as given, and it says why
+    cfg.infer.cell_diameter = "auto"
+    factor, note = resampling(cfg, shipped[0], sorted(SMEARS.glob("*.jpg")))
+    assert factor == 1.0 and "as given" in note and "cell_diameter_px" in note
+
+
+def test_auto_scale_leaves_smears_at_the_learned_scale_alone(shipped):
+    from allseg.infer.scale import estimate_scale, resampling
+
+    model, cfg = shipped[0], load_config(SHIPPED_MODEL.with_suffix(".config"))
+    assert cfg.infer.cell_diameter == "auto"  # the default
+    files = sorted(SMEARS.glob("*.jpg"))
+    factor, note = resampling(cfg, model, files)
+    assert factor == 1.0 and "from 3 of 3 images" in note and "images as given" in note, note
+    found = estimate_scale(model, [cv2.imread(str(p))[..., ::-1] for p in files], cfg)
+    assert 1 / 1.5 <= found <= 1.5
+
+
+def test_auto_scale_reads_the_magnification_of_a_folder_of_magnified_smears(shipped, tmp_path):
+    """Synthetic smears enlarged 4x: the model is run on them over a ladder of scales, and the
+    one at which its cells have their learned size is about 1/4; segmented at it, they give
+    the cells of the smears at their own size."""
+    from allseg.infer.scale import resampling
+
+    model, cfg = shipped[0], load_config(SHIPPED_MODEL.with_suffix(".config"))
+    smears = [make_smear(np.random.default_rng([5, i]), ("Early", "Pre")[i % 2])
+              for i in range(4)]
+    paths, big = [], []
+    for i, (original, _, _) in enumerate(smears):
+        big.append(cv2.resize(original, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC))
+        paths.append(tmp_path / f"smear{i}.png")
+        cv2.imwrite(str(paths[-1]), big[-1][..., ::-1])
+    factor, note = resampling(cfg, model, paths)
+    assert 0.25 / 1.25 <= factor <= 0.25 * 1.25, note
+    assert f"resampling each image by {factor:.3g}" in note
+    masks = predict_masks(model, big, cfg.model, 8, scale=factor)
+    at_224 = predict_masks(model, [original for original, _, _ in smears], cfg.model, 8)
+    cells = [label_cells(mk, *cell_settings(cfg.infer, factor)).max() for mk in masks]
+    expected = [label_cells(mk, *cell_settings(cfg.infer)).max() for mk in at_224]
+    assert sum(abs(int(a) - int(b)) for a, b in zip(cells, expected)) <= 2, (cells, expected)

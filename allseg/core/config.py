@@ -71,6 +71,14 @@ def auto_flag():
                'True, False or "auto"')
 
 
+def size_or_auto(hi):
+    """A size in pixels from 0 to hi, or "auto" (read from the images at run time)."""
+    def ok(v):
+        return v == "auto" or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and 0 <= v <= hi)
+    return Key(object, "auto", ok, f'"auto" or a number in [0, {hi:g}]')
+
+
 SCHEMA = {
     "model": {
         "image_width": integer(8, 8192),
@@ -176,7 +184,8 @@ SCHEMA = {
         # Pixels across a typical white cell in these images: each image is resampled so its
         # cells have the size the model learned ([model] cell_diameter_px), predicted tile by
         # tile, and its mask and cells brought back to the image's own size. 0: as they are.
-        "cell_diameter": number(0.0, 10000.0, default=0.0),
+        # "auto": the size read from a few of the images by the model itself (infer/scale.py).
+        "cell_diameter": size_or_auto(10000),
         # What runs the model, for evaluation too: "auto" is OpenVINO on a CPU, Keras on a GPU.
         "engine": choice("auto", "keras", "openvino", "litert", default="auto"),
     },

@@ -14,12 +14,8 @@ from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.evaluate.pictures import histograms, worst_gallery
 from allseg.evaluate.scoring import score_image, summarize
 from allseg.infer.engines import load_predictor
-from allseg.infer.predict import (
-    predict_masks,
-    predict_probabilities,
-    resampling,
-    to_mask,
-)
+from allseg.infer.predict import predict_masks, predict_probabilities, to_mask
+from allseg.infer.scale import resampling
 from allseg.model.shipped import trained_model_path
 
 SUMMARY = "summary.json"
@@ -39,7 +35,7 @@ def evaluate(cfg, model=None):
     ds = data.dataset(batch_size=batch_size)
 
     c = cfg.infer
-    scale, why = resampling(cfg)
+    scale, why = resampling(cfg, model, [pair.image for pair in data.pairs])
     if why:
         print(why)
     cells_at = cell_settings(c, scale)

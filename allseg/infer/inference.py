@@ -12,7 +12,8 @@ from allseg.core.files import make_folder, write_text
 from allseg.data.images import read_rgb, sort_inputs, write_png
 from allseg.infer.engines import load_predictor
 from allseg.infer.outputs import MONTAGE_MAX_IMAGES, montage, write_outputs
-from allseg.infer.predict import predict_masks, resampling
+from allseg.infer.predict import predict_masks
+from allseg.infer.scale import resampling
 
 
 def _read_batch(paths):
@@ -109,7 +110,7 @@ def infer(cfg, model=None):
     batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
     written, failed, tiles, labels, counts, cells = [], [], [], [], [], []
     progress = Progbar(len(files), unit_name="image")
-    scale, why = resampling(cfg)
+    scale, why = resampling(cfg, model, files)
     if why:
         print(why)
     cell_keys = cell_settings(c, scale)

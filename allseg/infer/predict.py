@@ -3,7 +3,6 @@ import cv2
 import numpy as np
 
 from allseg.cells.instances import remove_small_components
-from allseg.core.errors import UserError
 from allseg.data.images import resize_image, resize_probability
 
 THRESHOLD = 0.5  # the [model] threshold key's default
@@ -36,41 +35,27 @@ def _pad_batch(x, batch_size):
     return x
 
 
-def resampling(cfg):
-    """(factor, note): how much each image is resized before prediction so that its cells have
-    the size the model learned, [model] cell_diameter_px / [infer] cell_diameter, and a line
-    saying so (1.0 and "" when cell_diameter is 0)."""
-    wanted, m = cfg.infer.cell_diameter, cfg.model
-    if not wanted:
-        return 1.0, ""
-    if not m.cell_diameter_px:
-        raise UserError(f"[infer] cell_diameter = {wanted:g} needs the size of cell the model "
-                        "learned, [model] cell_diameter_px, which this model's config does not "
-                        "give; set cell_diameter = 0 to predict the images as they are")
-    factor = m.cell_diameter_px / wanted
-    return factor, (f"Resampling each image by {factor:.3g}: [infer] cell_diameter = {wanted:g} "
-                    f"px, the model learned cells {m.cell_diameter_px:g} px across")
-
-
 def predict_masks(model, rgbs, m, batch_size=None, tiled=False, scale=1.0):
     """Boolean masks, each at its own image's size, for RGB images of any size, using the
     [model] section ``m`` for the input size and the prediction settings. tiled=True segments
     images larger than the model's input at their own resolution, tile by tile. scale != 1
-    (resampling(cfg)[0]): each image resized by it, predicted tile by tile, the probabilities
-    resized back to the image's size; min_area counts pixels at the model's scale."""
+    (scale.resampling's factor): each image resized by it, predicted tile by tile, the
+    probabilities resized back to the image's size; min_area counts pixels at the model's scale."""
     if tiled or scale != 1.0:
-        return [_predict_tiled_at(model, rgb, m, batch_size, scale) for rgb in rgbs]
+        resized = [resize_by(rgb, scale) for rgb in rgbs]
+        probs = predict_tiled_many(model, resized, m, batch_size)
+        min_area = round(m.min_area / scale ** 2)
+        return [remove_small_components(resize_probability(prob, *rgb.shape[:2]) > m.threshold,
+                                        min_area) for rgb, prob in zip(rgbs, probs)]
     x = np.stack([resize_image(rgb, m.image_height, m.image_width) for rgb in rgbs])
     probs = predict_probabilities(model, _pad_batch(x, batch_size), m.tta_flips)
     return [to_mask(prob, *rgb.shape[:2], m.min_area, m.threshold) for rgb, prob in zip(rgbs, probs)]
 
 
-def _predict_tiled_at(model, rgb, m, batch_size, scale):
-    """One image's mask, predicted tile by tile after resizing it by scale (1: as it is)."""
+def resize_by(rgb, scale):
+    """The image resized by scale (at least 1 px a side); itself at scale 1."""
     height, width = rgb.shape[:2]
-    resized = resize_image(rgb, max(1, round(height * scale)), max(1, round(width * scale)))
-    prob = resize_probability(predict_tiled(model, resized, m, batch_size), height, width)
-    return remove_small_components(prob > m.threshold, round(m.min_area / scale ** 2))
+    return resize_image(rgb, max(1, round(height * scale)), max(1, round(width * scale)))
 
 
 def tile_starts(length, tile):
@@ -90,21 +75,27 @@ def tile_window(height, width):
 def predict_tiled(model, rgb, m, batch_size=None):
     """Foreground probability at the image's own size from overlapping model-size tiles,
     blended with tile_window; an image smaller than a tile is mirror-padded first."""
+    return predict_tiled_many(model, [rgb], m, batch_size)[0]
+
+
+def predict_tiled_many(model, rgbs, m, batch_size=None):
+    """predict_tiled for several images, their tiles predicted together in full batches (a
+    folder of small images then costs one model call a batch, not one an image)."""
     th, tw = m.image_height, m.image_width
-    height, width = rgb.shape[:2]
-    padded = cv2.copyMakeBorder(rgb, 0, max(0, th - height), 0, max(0, tw - width),
-                                cv2.BORDER_REFLECT_101)
-    boxes = [(y, x) for y in tile_starts(padded.shape[0], th)
-             for x in tile_starts(padded.shape[1], tw)]
+    padded = [cv2.copyMakeBorder(rgb, 0, max(0, th - rgb.shape[0]), 0, max(0, tw - rgb.shape[1]),
+                                 cv2.BORDER_REFLECT_101) for rgb in rgbs]
+    boxes = [(i, y, x) for i, image in enumerate(padded)
+             for y in tile_starts(image.shape[0], th) for x in tile_starts(image.shape[1], tw)]
     window = tile_window(th, tw)
-    total = np.zeros(padded.shape[:2], np.float32)
-    weight = np.zeros(padded.shape[:2], np.float32)
+    totals = [np.zeros(image.shape[:2], np.float32) for image in padded]
+    weights = [np.zeros(image.shape[:2], np.float32) for image in padded]
     step = batch_size or 1
     for start in range(0, len(boxes), step):
         chunk = boxes[start:start + step]
-        tiles = np.stack([padded[y:y + th, x:x + tw] for y, x in chunk])
+        tiles = np.stack([padded[i][y:y + th, x:x + tw] for i, y, x in chunk])
         probs = predict_probabilities(model, _pad_batch(tiles, batch_size), m.tta_flips)
-        for (y, x), prob in zip(chunk, probs):
-            total[y:y + th, x:x + tw] += prob * window
-            weight[y:y + th, x:x + tw] += window
-    return (total / weight)[:height, :width]
+        for (i, y, x), prob in zip(chunk, probs):
+            totals[i][y:y + th, x:x + tw] += prob * window
+            weights[i][y:y + th, x:x + tw] += window
+    return [(total / weight)[:rgb.shape[0], :rgb.shape[1]]
+            for total, weight, rgb in zip(totals, weights, rgbs)]

@@ -1,0 +1,104 @@
+"""How much to resample images so that their cells have the size the model learned.
+
+[infer] cell_diameter gives the user's cell size in pixels, or "auto": the size is read from the
+images themselves. The model is run on a few of them over a ladder of scales, from small to
+large, and the scale at which its cells first reach the size it learned ([model]
+cell_diameter_px) is the one it works at. Coming from below matters: an image shown at too large
+a scale is cut into cell-sized pieces, which look right but are not (docs/research-notes.md,
+"Another lab's magnification").
+"""
+import numpy as np
+
+from allseg.cells.instances import cell_settings, label_cells
+from allseg.core.errors import UserError
+from allseg.data.images import read_rgb
+from allseg.infer.predict import predict_tiled_many, resize_by
+
+LADDER_STEP = 2 ** 0.5    # two rungs an octave: the estimate is interpolated between two
+LARGEST_SCALE = 2.0       # cells down to half the learned size are looked for
+SMALLEST_SIDE = 32        # px: below it an image holds no cell the model can size
+SAMPLE_IMAGES = 64        # a folder is one microscope and camera; 16 moved the estimate by 2x
+MIN_CELLS = 3             # a rung with fewer cells (pooled) says nothing about their size
+# No resampling while the cells are within this factor of the learned size: resampling itself
+# costs Kaggle validation cell F1 0.005-0.01 even by 1.12, while the model holds within 0.023 of
+# its own figures for cells 0.63 to 1.59 times its size (docs/results.md, "Choosing the scale").
+TOLERANCE = 1.5
+
+
+def resampling(cfg, model=None, image_paths=()):
+    """(factor, note): each image is resized by factor before prediction, so that its cells have
+    the size the model learned, and note says how the factor was chosen ("" for as given)."""
+    wanted, learned = cfg.infer.cell_diameter, cfg.model.cell_diameter_px
+    if not wanted:
+        return 1.0, ""
+    if not learned:
+        if wanted == "auto":
+            return 1.0, ("Scale: images as given ([infer] cell_diameter = \"auto\" needs the "
+                         "model's learned cell size, [model] cell_diameter_px, which "
+                         "export_model.py --inference-copy writes)")
+        raise UserError(f"[infer] cell_diameter = {wanted:g} needs the size of cell the model "
+                        "learned, [model] cell_diameter_px, which this model's config does not "
+                        "give; set cell_diameter = 0 to predict the images as they are")
+    if wanted != "auto":
+        factor = learned / wanted
+        return factor, (f"Resampling each image by {factor:.3g}: [infer] cell_diameter = "
+                        f"{wanted:g} px, the model learned cells {learned:g} px across")
+    sample = sample_evenly(image_paths, SAMPLE_IMAGES)
+    found = estimate_scale(model, [read_rgb(path) for path in sample], cfg)
+    where = f"from {len(sample)} of {len(image_paths)} images"
+    if found is None:
+        return 1.0, (f"Scale: auto {where}: no cells the model could size; images as given "
+                     "(set [infer] cell_diameter to your cells' size in pixels)")
+    diameter = learned / found
+    if 1 / TOLERANCE <= found <= TOLERANCE:
+        return 1.0, (f"Scale: auto {where}: cells about {diameter:.3g} px across, within "
+                     f"{TOLERANCE:g}x of the {learned:g} px the model learned; images as given")
+    return found, (f"Scale: auto {where}: cells about {diameter:.3g} px across, the model "
+                   f"learned {learned:g} px; resampling each image by {found:.3g}")
+
+
+def sample_evenly(items, count):
+    """At most count items, spread evenly from the first to the last."""
+    items = list(items)
+    if len(items) <= count:
+        return items
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
+
+
+def ladder(rgbs, largest=LARGEST_SCALE):
+    """The scales tried, smallest first: powers of LADDER_STEP from the one at which the
+    smallest image's shorter side is still SMALLEST_SIDE px, up to largest."""
+    shortest = min(min(rgb.shape[:2]) for rgb in rgbs)
+    low = int(np.ceil(np.log(SMALLEST_SIDE / shortest) / np.log(LADDER_STEP)))
+    high = int(np.floor(np.log(largest) / np.log(LADDER_STEP) + 1e-9))
+    return [LADDER_STEP ** k for k in range(min(low, high), high + 1)]
+
+
+def cell_diameter_at(model, rgbs, cfg, scale):
+    """The median equivalent diameter (px, at the model's scale) of the cells the model finds in
+    these images resized by scale, pooled; 0.0 when it finds fewer than MIN_CELLS."""
+    m, keys = cfg.model, cell_settings(cfg.infer)
+    probs = predict_tiled_many(model, [resize_by(rgb, scale) for rgb in rgbs], m,
+                               cfg.train.batch_size)
+    areas = np.concatenate([np.bincount(label_cells(prob > m.threshold, *keys).ravel())[1:]
+                            for prob in probs])
+    return float(np.median(np.sqrt(4 * areas / np.pi))) if len(areas) >= MIN_CELLS else 0.0
+
+
+def estimate_scale(model, rgbs, cfg):
+    """The factor that gives these images' cells the learned size, or None when the model finds
+    none to size: the first rung of the ladder whose cells reach it, interpolated (in logs)
+    with the rung below."""
+    if not rgbs:
+        return None
+    learned = cfg.model.cell_diameter_px
+    below = None
+    for scale in ladder(rgbs):
+        diameter = cell_diameter_at(model, rgbs, cfg, scale)
+        if diameter >= learned:
+            if below is None or below[1] <= 0:
+                return scale
+            position = np.log(learned / below[1]) / np.log(diameter / below[1])
+            return float(below[0] * (scale / below[0]) ** position)
+        below = (scale, diameter)
+    return None
