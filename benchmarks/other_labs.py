@@ -1,9 +1,10 @@
 """Another lab's smears with expert outlines (python benchmarks/other_labs.py [--data] [--model]).
 
 --data: images/NNN.* and masks/NNN.png (0, 128 cytoplasm, 255 nucleus), one white cell an image.
-Per image, the infer script's cells (images as given) and the colour rule: found (the cell most on
-the white cell has IoU >= 0.5 with it), Dice on whole cell and nucleus, false cells (touching no
-white-cell pixel), count error |cells - 1|."""
+Per image, the infer script's cells (at the scale --cell-diameter gives, "auto" by default), the
+colour rule's, and the expert's nucleus taken as a prediction: found (the cell most on the white
+cell has IoU >= 0.5 with it), Dice on whole cell and nucleus, false cells (touching no white-cell
+pixel), count error |cells - 1|."""
 import argparse
 
 import numpy as np
@@ -13,11 +14,15 @@ from common import ROOT
 import allseg.core.quiet_start  # noqa: F401, E402  (before TensorFlow starts)
 from allseg.cells.instances import cell_settings, label_cells  # noqa: E402
 from allseg.core.files import write_json, write_text  # noqa: E402
-from allseg.data.images import list_images, read_rgb  # noqa: E402
+from allseg.data.images import list_images, read_rgb, write_png  # noqa: E402
 from allseg.evaluate.scoring import confusion, dice  # noqa: E402
 from allseg.infer.engines import load_predictor  # noqa: E402
-from allseg.infer.predict import predict_masks, resampling  # noqa: E402
+from allseg.infer.predict import predict_masks  # noqa: E402
+from allseg.infer.scale import resampling, sample_evenly  # noqa: E402
 from allseg.model.shipped import load_for_model  # noqa: E402
+
+
+GALLERY = 8  # crops in the gallery, spread through the folder
 
 
 def score(mask, truth, c):
@@ -32,30 +37,87 @@ def score(mask, truth, c):
             "count_error": float(abs(int(cells.max()) - 1))}
 
 
+def gallery_tile(rgb, mask, truth, c, name):
+    """The expert's whole cell dark grey and nucleus light grey, the model's cells outlined:
+    the one most on the white cell white, the others cyan. The smear itself is left out, so the
+    picture holds no copy of the dataset's image (the private tile puts it in front)."""
+    import cv2
+
+    cells, view = label_cells(mask, *cell_settings(c)), np.zeros(rgb.shape, np.uint8)
+    view[truth > 0], view[truth == 255] = (70, 70, 70), (150, 150, 150)
+    ids, overlap = np.unique(cells[(truth > 0) & (cells > 0)], return_counts=True)
+    best = ids[np.argmax(overlap)] if len(ids) else -1
+    for cell in range(1, int(cells.max()) + 1):
+        contours, _ = cv2.findContours((cells == cell).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        colour = (255, 255, 255) if cell == best else (0, 220, 255)
+        cv2.drawContours(view, contours, -1, colour, 2)
+    cv2.putText(view, f"{name}: {cells.max()} cell(s)", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1,
+                cv2.LINE_AA)
+    return view, np.concatenate([rgb, view], axis=0)
+
+
+def expert_diameters(data, files):
+    """The median equivalent diameter of the expert's whole cells (mask > 0) and nuclei (255)."""
+    truths = [read_rgb(f"{data}/masks/{path.stem}.png")[..., 0] for path in files]
+    return {name: float(np.median([np.sqrt(4 * np.count_nonzero(pick(t)) / np.pi)
+                                   for t in truths]))
+            for name, pick in (("whole", lambda t: t > 0), ("nucleus", lambda t: t == 255))}
+
+
+def result_suffix(cell_diameter):
+    """"" for the default, auto; _as_given for 0; _cell_diameter_N for a size given by hand."""
+    if cell_diameter == "auto":
+        return ""
+    return f"_cell_diameter_{cell_diameter:g}" if cell_diameter else "_as_given"
+
+
+def size_or_auto(text):
+    return "auto" if text == "auto" else float(text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=ROOT.parent / "shared" / "data" / "wbc-cellavision")
     parser.add_argument("--model", default="pretrained")
-    parser.add_argument("--cell-diameter", type=float, default=0.0,
-                        help="[infer] cell_diameter (default 0: the images as given)")
+    parser.add_argument("--cell-diameter", type=size_or_auto, default="auto",
+                        help='[infer] cell_diameter: "auto" (the default), or pixels (0: the '
+                             'images as given)')
     parser.add_argument("--tag", default="", help="suffix for the result files")
+    parser.add_argument("--gallery", action="store_true",
+                        help=f"draw {GALLERY} crops to asset/other_labs_gallery.png (outlines "
+                             "only) and bench_runs/other_labs_gallery_private.png (with the crops)")
     args = parser.parse_args()
     cfg = load_for_model(ROOT / "train_eval_infer.config", args.model)
     files = list_images(f"{args.data}/images")
     c = cfg.infer
     c.cell_diameter = args.cell_diameter
-    scale, why = resampling(cfg)
+    model = load_predictor(cfg)
+    scale, why = resampling(cfg, model, files)
     print(why or "images as given")
+    truth_sizes = expert_diameters(args.data, files)
+    read = cfg.model.cell_diameter_px / scale
+    print(f"Cells taken as {read:.3g} px across; the expert's whole cells are "
+          f"{truth_sizes['whole']:.3g} px (median), their nuclei {truth_sizes['nucleus']:.3g} px")
     # the cells are counted at the model's scale, as the infer script counts them
     c.cell_min_area, c.cell_split_depth, c.cell_split_hole_px = cell_settings(c, scale)
-    model = load_predictor(cfg)
-    rows = {"model": [], "colour rule blue - green > 65": []}
+    # the third row is the truth's own nucleus: what a model that outlines nuclei perfectly, as
+    # the Kaggle truth teaches for mature cells, would score against the whole cell
+    rows = {"model": [], "colour rule blue - green > 65": [], "the expert's nucleus": []}
+    tiles, show = [], {path.stem for path in sample_evenly(files, GALLERY)}
     for path in files:
         rgb, truth = read_rgb(path), read_rgb(f"{args.data}/masks/{path.stem}.png")[..., 0]
         (mask,) = predict_masks(model, [rgb], cfg.model, cfg.train.batch_size, cfg.infer.tiled,
                                 scale)
-        for name, pred in zip(rows, (mask, (rgb[..., 2].astype(int) - rgb[..., 1]) > 65)):
+        colour_rule = (rgb[..., 2].astype(int) - rgb[..., 1]) > 65
+        for name, pred in zip(rows, (mask, colour_rule, truth == 255)):
             rows[name].append(score(pred, truth, cfg.infer))
+        if args.gallery and path.stem in show:
+            tiles.append(gallery_tile(rgb, mask, truth, cfg.infer, path.stem))
+    for index, target in enumerate((ROOT / "asset" / "other_labs_gallery.png",
+                                    ROOT / "bench_runs" / "other_labs_gallery_private.png")):
+        if tiles:
+            write_png(target, np.concatenate([tile[index] for tile in tiles], axis=1))
     table = ["| method | images | found | Dice, whole cell | Dice, nucleus | false cells | "
              "count error |", "|---" * 7 + "|"]
     summary = {n: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for n, rs in rows.items()}
@@ -63,11 +125,12 @@ def main():
         table.append(f"| {name} | {len(rows[name])} | {s['found']:.2f} | {s['dice_whole']:.3f} | "
                      f"{s['dice_nucleus']:.3f} | {s['false_cells']:.2f} | {s['count_error']:.2f} |")
     print("\n".join(table))
-    out = ROOT / "benchmarks" / "results" / ("other_labs_cellavision" + (
-        f"_cell_diameter_{args.cell_diameter:g}" if args.cell_diameter else "") + args.tag)
+    out = ROOT / "benchmarks" / "results" / ("other_labs_cellavision" + result_suffix(
+        args.cell_diameter) + args.tag)
     write_json(f"{out}.json", {"data": str(args.data), "model": str(args.model),
                                "cell_diameter": args.cell_diameter, "scale": scale,
-                                    "summary": summary, "per_image": rows})
+                               "cells_taken_as_px": read, "expert_median_px": truth_sizes,
+                               "summary": summary, "per_image": rows})
     write_text(f"{out}.md", "\n".join(table) + "\n")
 
 

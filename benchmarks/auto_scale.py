@@ -1,0 +1,83 @@
+"""What [infer] cell_diameter = "auto" reads (python benchmarks/auto_scale.py FOLDER ... [--resampled]).
+
+For each folder of images: the scale the shipped model picks, the cell size it read and the time
+it took. With --resampled: the Kaggle validation images (the shipped model's own hold-out) scored
+after resampling by each factor, which is why "auto" leaves cells within TOLERANCE alone.
+Writes benchmarks/results/auto_scale.{json,md}."""
+import argparse
+import time
+
+from common import ROOT
+
+import allseg.core.quiet_start  # noqa: F401  (before TensorFlow starts)
+from allseg.cells.instances import cell_settings
+from allseg.core.config import load_config
+from allseg.core.files import write_json, write_text
+from allseg.data.images import list_images, read_mask, read_rgb
+from allseg.evaluate.cell_scoring import score_cells, summarize_cells
+from allseg.infer.engines import load_predictor
+from allseg.infer.predict import predict_masks
+from allseg.infer.scale import resampling
+from allseg.model.shipped import SHIPPED_MODEL, load_for_model
+from real_all import validation_pairs
+
+FACTORS = (0.63, 0.71, 0.79, 0.89, 1.0, 1.12, 1.26, 1.41, 1.59)
+PER_CATEGORY = 80  # validation images scored per category and factor
+
+
+def read_folders(model, cfg, folders):
+    rows = []
+    for folder in folders:
+        files = list_images(folder)
+        start = time.perf_counter()
+        factor, note = resampling(cfg, model, files)
+        rows.append({"folder": str(folder), "images": len(files), "factor": factor,
+                     "seconds": time.perf_counter() - start, "note": note})
+        print(f"{folder}: {note} ({rows[-1]['seconds']:.1f} s)", flush=True)
+    return rows
+
+
+def resampled_f1(model, cfg):
+    """{category: {factor: cell F1}} on the first PER_CATEGORY validation images of each."""
+    by_category = {}
+    for pair in validation_pairs(load_config(SHIPPED_MODEL.with_suffix(".config"))):
+        by_category.setdefault(pair.category, []).append(pair)
+    keys, table = cell_settings(cfg.infer), {}
+    for category in ("Benign", "Early", "Pre"):  # Pro's truth is broken (docs/results.md)
+        pairs = by_category[category][:PER_CATEGORY]
+        rgbs, truths = [read_rgb(p.image) for p in pairs], [read_mask(p.mask) for p in pairs]
+        table[category] = {}
+        for factor in FACTORS:
+            preds = predict_masks(model, rgbs, cfg.model, cfg.train.batch_size, scale=factor)
+            rows = [score_cells(pred, truth, *keys)[0] for pred, truth in zip(preds, truths)]
+            table[category][factor] = summarize_cells(rows, *keys)["f1"]
+        print(category, " ".join(f"{f}: {v:.3f}" for f, v in table[category].items()), flush=True)
+    return table
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="*")
+    parser.add_argument("--resampled", action="store_true",
+                        help="also score the Kaggle validation images resampled by each factor")
+    args = parser.parse_args()
+    cfg = load_for_model(ROOT / "train_eval_infer.config", "pretrained")
+    model = load_predictor(cfg)
+    result = {"folders": read_folders(model, cfg, args.folders)}
+    lines = ["| folder | images | factor | what it printed | read in |", "|---|---|---|---|---|"]
+    lines += [f"| {r['folder']} | {r['images']} | {r['factor']:.3g} | {r['note']} | "
+              f"{r['seconds']:.1f} s |" for r in result["folders"]]
+    if args.resampled:
+        result["resampled_cell_f1"] = table = resampled_f1(model, cfg)
+        lines += ["", "| cell F1, resampled by | " + " | ".join(map(str, FACTORS)) + " |",
+                  "|---" * (len(FACTORS) + 1) + "|"]
+        lines += [f"| {c} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |"
+                  for c, row in table.items()]
+    out = ROOT / "benchmarks" / "results" / "auto_scale"
+    write_json(f"{out}.json", result)
+    write_text(f"{out}.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
