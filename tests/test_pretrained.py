@@ -229,11 +229,25 @@ def test_auto_scale_reads_the_magnification_of_a_folder_of_magnified_smears(ship
         big.append(cv2.resize(original, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC))
         paths.append(tmp_path / f"smear{i}.png")
         cv2.imwrite(str(paths[-1]), big[-1][..., ::-1])
-    factor, note = resampling(cfg, model, paths)
+    broken = tmp_path / "smear9.png"  # the run names an unreadable image; the scale skips it
+    broken.write_bytes(b"not an image")
+    factor, note = resampling(cfg, model, [*paths, broken])
     assert 0.25 / 1.25 <= factor <= 0.25 * 1.25, note
-    assert f"resampling each image by {factor:.3g}" in note
+    assert "from 4 of 5 images" in note and f"resampling each image by {factor:.3g}" in note
     masks = predict_masks(model, big, cfg.model, 8, scale=factor)
     at_224 = predict_masks(model, [original for original, _, _ in smears], cfg.model, 8)
     cells = [label_cells(mk, *cell_settings(cfg.infer, factor)).max() for mk in masks]
     expected = [label_cells(mk, *cell_settings(cfg.infer)).max() for mk in at_224]
     assert sum(abs(int(a) - int(b)) for a, b in zip(cells, expected)) <= 2, (cells, expected)
+
+
+def test_the_scale_ladder_starts_where_cells_can_be_sized_and_never_makes_a_huge_image():
+    from allseg.infer.scale import LARGEST_SIDE, SMALLEST_SIDE, ladder
+
+    small = ladder([np.zeros((224, 300, 3), np.uint8)])
+    assert small[-1] == pytest.approx(2.0) and small == sorted(small)
+    assert 224 * small[0] >= SMALLEST_SIDE > 224 * small[0] / 2 ** 0.5
+    scan = ladder([np.zeros((3000, 4000, 3), np.uint8), np.zeros((480, 640, 3), np.uint8)])
+    assert 4000 * scan[-1] <= max(4000, LARGEST_SIDE) and scan[-1] == pytest.approx(1.0)
+    assert 480 * scan[0] >= SMALLEST_SIDE
+

@@ -17,6 +17,7 @@ from allseg.infer.predict import predict_tiled_many, resize_by
 LADDER_STEP = 2 ** 0.5    # two rungs an octave: the estimate is interpolated between two
 LARGEST_SCALE = 2.0       # cells down to half the learned size are looked for
 SMALLEST_SIDE = 32        # px: below it an image holds no cell the model can size
+LARGEST_SIDE = 2048       # px: no rung enlarges an image beyond it (a slide scan stays cheap)
 SAMPLE_IMAGES = 64        # a folder is one microscope and camera; 16 moved the estimate by 2x
 MIN_CELLS = 3             # a rung with fewer cells (pooled) says nothing about their size
 # No resampling while the cells are within this factor of the learned size: resampling itself
@@ -43,9 +44,14 @@ def resampling(cfg, model=None, image_paths=()):
         factor = learned / wanted
         return factor, (f"Resampling each image by {factor:.3g}: [infer] cell_diameter = "
                         f"{wanted:g} px, the model learned cells {learned:g} px across")
+    if not image_paths:
+        return 1.0, ""
     sample = sample_evenly(image_paths, SAMPLE_IMAGES)
-    found = estimate_scale(model, [read_rgb(path) for path in sample], cfg)
-    where = f"from {len(sample)} of {len(image_paths)} images"
+    print(f"Reading the cells' scale from {len(sample)} of {len(image_paths)} images "
+          "([infer] cell_diameter = \"auto\") ...", flush=True)
+    rgbs = readable(sample)
+    found = estimate_scale(model, rgbs, cfg)
+    where = f"from {len(rgbs)} of {len(image_paths)} images"
     if found is None:
         return 1.0, (f"Scale: auto {where}: no cells the model could size; images as given "
                      "(set [infer] cell_diameter to your cells' size in pixels)")
@@ -65,10 +71,24 @@ def sample_evenly(items, count):
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
+def readable(paths):
+    """The images that can be read; the others are left to the run, which names them."""
+    rgbs = []
+    for path in paths:
+        try:
+            rgbs.append(read_rgb(path))
+        except UserError:
+            pass
+    return rgbs
+
+
 def ladder(rgbs, largest=LARGEST_SCALE):
     """The scales tried, smallest first: powers of LADDER_STEP from the one at which the
-    smallest image's shorter side is still SMALLEST_SIDE px, up to largest."""
+    smallest image's shorter side is still SMALLEST_SIDE px, up to largest or to the one at
+    which the largest image's longer side reaches LARGEST_SIDE px."""
     shortest = min(min(rgb.shape[:2]) for rgb in rgbs)
+    longest = max(max(rgb.shape[:2]) for rgb in rgbs)
+    largest = min(largest, max(1.0, LARGEST_SIDE / longest))
     low = int(np.ceil(np.log(SMALLEST_SIDE / shortest) / np.log(LADDER_STEP)))
     high = int(np.floor(np.log(largest) / np.log(LADDER_STEP) + 1e-9))
     return [LADDER_STEP ** k for k in range(min(low, high), high + 1)]
