@@ -18,11 +18,13 @@ LADDER_STEP = 2 ** 0.5    # two rungs an octave: the estimate is interpolated be
 LARGEST_SCALE = 2.0       # cells down to half the learned size are looked for
 SMALLEST_SIDE = 32        # px: below it an image holds no cell the model can size
 LARGEST_SIDE = 2048       # px: no rung enlarges an image beyond it (a slide scan stays cheap)
-SAMPLE_IMAGES = 64        # a folder is one microscope and camera; 16 moved the estimate by 2x
+SAMPLE_IMAGES = 64        # a folder is one microscope and camera; 16 crops of one cell each
+                          # left too few cells: the estimate spread twofold between draws
 MIN_CELLS = 3             # a rung with fewer cells (pooled) says nothing about their size
 # No resampling while the cells are within this factor of the learned size: resampling itself
-# costs Kaggle validation cell F1 0.005-0.01 even by 1.12, while the model holds within 0.023 of
-# its own figures for cells 0.63 to 1.59 times its size (docs/results.md, "Choosing the scale").
+# costs Early's validation cell F1 0.006-0.023 (by 0.63 to 1.59), more than the 0.005 the Kaggle
+# figures may move, while over that range the model holds within 0.023 of its own figures
+# (benchmarks/auto_scale.py --resampled; docs/research-notes.md, "Another lab's magnification").
 TOLERANCE = 1.5
 
 
