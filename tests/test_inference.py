@@ -66,3 +66,13 @@ def test_tiled_prediction_of_a_2x2_mosaic_matches_the_single_image_away_from_til
             got = tiled[qy + margin:qy + size - margin, qx + margin:qx + size - margin]
             want = single[margin:-margin, margin:-margin] > 0.5
             assert (got == want).mean() > 0.97
+
+
+def test_montage_titles_keep_the_cell_count_and_fit_their_tile():
+    from allseg.infer.outputs import LABEL_FONT, LABEL_SCALE, MONTAGE_TILE, fit_label
+
+    for text in ("synthetic_benign: 3 cells", "WBC-Malignant-Early-041: 12 cells", "a: 1 cells"):
+        title = fit_label(text, MONTAGE_TILE - 8)
+        assert title.endswith(text.rpartition(": ")[2]), title
+        assert cv2.getTextSize(title, LABEL_FONT, LABEL_SCALE, 1)[0][0] <= MONTAGE_TILE - 8
+        assert title == text or title.startswith(text[:6]) and ".." in title

@@ -10,6 +10,7 @@ from allseg.data.images import write_png
 OVERLAY_COLOUR = (0, 255, 0)  # RGB
 MONTAGE_TILE = 160
 MONTAGE_MAX_IMAGES = 10
+LABEL_FONT, LABEL_SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.42  # the montage's titles
 
 
 def overlay(rgb, mask, labels=None):
@@ -53,9 +54,24 @@ def montage(columns, labels):
     grid = np.concatenate(columns, axis=1)
     label_bar = np.full((24, grid.shape[1], 3), 255, np.uint8)
     for i, text in enumerate(labels):
-        cv2.putText(label_bar, text[-18:], (i * tile + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
-                    (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(label_bar, fit_label(text, tile - 8), (i * tile + 4, 17), LABEL_FONT,
+                    LABEL_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([label_bar, grid], axis=0)
+
+
+
+def fit_label(text, width):
+    """"name: N cells" shortened to fit width pixels: the name loses its end ("synthet..: 3
+    cells"), the count is always kept."""
+    def wide(t):
+        return cv2.getTextSize(t, LABEL_FONT, LABEL_SCALE, 1)[0][0] > width
+    name, sep, count = text.rpartition(": ")
+    if not sep:
+        name, count = text, ""
+    while wide(text) and name:
+        name = name[:-1]
+        text = f"{name}..{sep}{count}"
+    return text
 
 
 def write_outputs(path, rgb, mask, dirs, want_tile, cell_keys, pixel_size_um):
