@@ -251,3 +251,18 @@ def test_the_scale_ladder_starts_where_cells_can_be_sized_and_never_makes_a_huge
     assert 4000 * scan[-1] <= max(4000, LARGEST_SIDE) and scan[-1] == pytest.approx(1.0)
     assert 480 * scan[0] >= SMALLEST_SIDE
 
+
+
+def test_the_scale_sample_is_spread_over_the_folder_and_bounded_in_pixels(tmp_path):
+    from allseg.infer.scale import readable, spread_first
+
+    order = spread_first(list(range(16)))
+    assert sorted(order) == list(range(16)) and order[:4] == [0, 8, 4, 12]
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"field{i}.png")
+        cv2.imwrite(str(paths[-1]), np.full((100, 100, 3), 40 * i, np.uint8))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"")
+    assert len(readable([broken, *paths], max_pixels=25_000)) == 3  # stops once it holds 25,000
+    assert len(readable([broken], max_pixels=25_000)) == 0

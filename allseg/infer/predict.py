@@ -6,6 +6,9 @@ from allseg.cells.instances import remove_small_components
 from allseg.data.images import resize_image, resize_probability
 
 THRESHOLD = 0.5  # the [model] threshold key's default
+# Images whose tiles are predicted together, at most this many pixels in all: small images share
+# batches, while a slide scan still goes alone (each image holds two float32 maps of its size).
+TILED_PIXELS = 8 * 2 ** 20
 
 
 def predict_probabilities(model, images, tta_flips=False):
@@ -42,14 +45,30 @@ def predict_masks(model, rgbs, m, batch_size=None, tiled=False, scale=1.0):
     (scale.resampling's factor): each image resized by it, predicted tile by tile, the
     probabilities resized back to the image's size; min_area counts pixels at the model's scale."""
     if tiled or scale != 1.0:
-        resized = [resize_by(rgb, scale) for rgb in rgbs]
-        probs = predict_tiled_many(model, resized, m, batch_size)
+        probs = []
+        for group in pixel_groups(rgbs, scale):
+            probs += predict_tiled_many(model, [resize_by(rgb, scale) for rgb in group], m,
+                                        batch_size)
         min_area = round(m.min_area / scale ** 2)
         return [remove_small_components(resize_probability(prob, *rgb.shape[:2]) > m.threshold,
                                         min_area) for rgb, prob in zip(rgbs, probs)]
     x = np.stack([resize_image(rgb, m.image_height, m.image_width) for rgb in rgbs])
     probs = predict_probabilities(model, _pad_batch(x, batch_size), m.tta_flips)
     return [to_mask(prob, *rgb.shape[:2], m.min_area, m.threshold) for rgb, prob in zip(rgbs, probs)]
+
+
+def pixel_groups(rgbs, scale=1.0, limit=TILED_PIXELS):
+    """The images in order, in runs of at most limit pixels once resized by scale (an image
+    larger than that on its own)."""
+    groups, total = [], limit
+    for rgb in rgbs:
+        pixels = rgb.shape[0] * rgb.shape[1] * scale ** 2
+        if total + pixels > limit:
+            groups.append([])
+            total = 0
+        groups[-1].append(rgb)
+        total += pixels
+    return groups
 
 
 def resize_by(rgb, scale):

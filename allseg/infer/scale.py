@@ -12,7 +12,7 @@ import numpy as np
 from allseg.cells.instances import cell_settings, label_cells
 from allseg.core.errors import UserError
 from allseg.data.images import read_rgb
-from allseg.infer.predict import predict_tiled_many, resize_by
+from allseg.infer.predict import pixel_groups, predict_tiled_many, resize_by
 
 LADDER_STEP = 2 ** 0.5    # two rungs an octave: the estimate is interpolated between two
 LARGEST_SCALE = 2.0       # cells down to half the learned size are looked for
@@ -20,6 +20,7 @@ SMALLEST_SIDE = 32        # px: below it an image holds no cell the model can si
 LARGEST_SIDE = 2048       # px: no rung enlarges an image beyond it (a slide scan stays cheap)
 SAMPLE_IMAGES = 64        # a folder is one microscope and camera; 16 crops of one cell each
                           # left too few cells: the estimate spread twofold between draws
+SAMPLE_PIXELS = 32 * 2 ** 20  # and no more pixels in all than this: a few slide scans suffice
 MIN_CELLS = 3             # a rung with fewer cells (pooled) says nothing about their size
 # No resampling while the cells are within this factor of the learned size: resampling itself
 # costs Early's validation cell F1 0.006-0.023 (by 0.63 to 1.59), more than the 0.005 the Kaggle
@@ -51,7 +52,7 @@ def resampling(cfg, model=None, image_paths=()):
     sample = sample_evenly(image_paths, SAMPLE_IMAGES)
     print(f"Reading the cells' scale from {len(sample)} of {len(image_paths)} images "
           "([infer] cell_diameter = \"auto\") ...", flush=True)
-    rgbs = readable(sample)
+    rgbs = readable(spread_first(sample), SAMPLE_PIXELS)
     found = estimate_scale(model, rgbs, cfg)
     where = f"from {len(rgbs)} of {len(image_paths)} images"
     if found is None:
@@ -73,14 +74,26 @@ def sample_evenly(items, count):
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
-def readable(paths):
-    """The images that can be read; the others are left to the run, which names them."""
-    rgbs = []
+def spread_first(items):
+    """The items reordered so that every prefix is spread over the whole list (0, n/2, n/4,
+    3n/4, ...: the binary van der Corput sequence), so stopping early still samples it all."""
+    def reversed_bits(i, bits=max(1, (len(items) - 1).bit_length())):
+        return int(f"{i:0{bits}b}"[::-1], 2)
+    return [items[i] for i in sorted(range(len(items)), key=reversed_bits)]
+
+
+def readable(paths, max_pixels):
+    """The images that can be read, in order, until they hold max_pixels (at least one image);
+    the unreadable ones are left to the run, which names them."""
+    rgbs, total = [], 0
     for path in paths:
+        if rgbs and total >= max_pixels:
+            break
         try:
             rgbs.append(read_rgb(path))
         except UserError:
-            pass
+            continue
+        total += rgbs[-1].shape[0] * rgbs[-1].shape[1]
     return rgbs
 
 
@@ -100,10 +113,13 @@ def cell_diameter_at(model, rgbs, cfg, scale):
     """The median equivalent diameter (px, at the model's scale) of the cells the model finds in
     these images resized by scale, pooled; 0.0 when it finds fewer than MIN_CELLS."""
     m, keys = cfg.model, cell_settings(cfg.infer)
-    probs = predict_tiled_many(model, [resize_by(rgb, scale) for rgb in rgbs], m,
-                               cfg.train.batch_size)
-    areas = np.concatenate([np.bincount(label_cells(prob > m.threshold, *keys).ravel())[1:]
-                            for prob in probs])
+    areas = [np.zeros(0, np.int64)]
+    for group in pixel_groups(rgbs, scale):
+        probs = predict_tiled_many(model, [resize_by(rgb, scale) for rgb in group], m,
+                                   cfg.train.batch_size)
+        areas += [np.bincount(label_cells(prob > m.threshold, *keys).ravel())[1:]
+                  for prob in probs]
+    areas = np.concatenate(areas)
     return float(np.median(np.sqrt(4 * areas / np.pi))) if len(areas) >= MIN_CELLS else 0.0
 
 
