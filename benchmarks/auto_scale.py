@@ -1,11 +1,14 @@
-"""What [infer] cell_diameter = "auto" reads (python benchmarks/auto_scale.py FOLDER ... [--resampled]).
+"""What [infer] cell_diameter = "auto" reads (python benchmarks/auto_scale.py FOLDER ... [--resampled] [--magnified F ...]).
 
 For each folder of images: the scale the shipped model picks, the cell size it read and the time
 it took. With --resampled: the Kaggle validation images (the shipped model's own hold-out) scored
-after resampling by each factor, which is why "auto" leaves cells within TOLERANCE alone.
-Writes benchmarks/results/auto_scale.{json,md}."""
+after resampling by each factor, which is why "auto" leaves cells within TOLERANCE alone. With
+--magnified: Early's first 100 test images and their truth enlarged by each F, scored tiled at
+their own size, at the scale auto reads, and at 1/F. Writes benchmarks/results/auto_scale.{json,md}."""
 import argparse
 import time
+
+import numpy as np
 
 from common import ROOT
 
@@ -17,7 +20,7 @@ from allseg.data.images import list_images, read_mask, read_rgb
 from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.infer.engines import load_predictor
 from allseg.infer.predict import predict_masks
-from allseg.infer.scale import resampling
+from allseg.infer.scale import TOLERANCE, estimate_scale, resampling, sample_evenly
 from allseg.model.shipped import SHIPPED_MODEL, load_for_model
 from real_all import validation_pairs
 
@@ -55,11 +58,40 @@ def resampled_f1(model, cfg):
     return table
 
 
+def magnified(model, cfg, factors, test_dir=ROOT / "ALL" / "test"):
+    """{F: {"read": scale auto read, "native"/"auto"/"ideal": (cell F1, count error)}}."""
+    import cv2
+
+    images = list_images(f"{test_dir}/original/Early")[:100]
+    items = [(read_rgb(p), read_mask(f"{test_dir}/segmented/Early/{p.name}")) for p in images]
+    table = {}
+    for f in factors:
+        how = cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC
+        rgbs = [cv2.resize(rgb, None, fx=f, fy=f, interpolation=how) for rgb, _ in items]
+        truths = [cv2.resize(t.astype(np.uint8), rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+                  > 0 for rgb, (_, t) in zip(rgbs, items)]
+        read = estimate_scale(model, sample_evenly(rgbs, 64), cfg)
+        auto = read if read and not 1 / TOLERANCE <= read <= TOLERANCE else 1.0
+        keys = cell_settings(cfg.infer, 1 / f)  # cells counted as at the images' own scale
+        table[f] = {"read": read}
+        for name, scale in (("native", 1.0), ("auto", auto), ("ideal", 1 / f)):
+            preds = predict_masks(model, rgbs, cfg.model, cfg.train.batch_size, True, scale)
+            cells = summarize_cells([score_cells(p, t, *keys)[0] for p, t in zip(preds, truths)],
+                                    *keys)
+            table[f][name] = (cells["f1"], cells["count_mae"])
+        print(f, table[f], flush=True)
+    return table
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*")
     parser.add_argument("--resampled", action="store_true",
                         help="also score the Kaggle validation images resampled by each factor")
+    parser.add_argument("--magnified", type=float, nargs="*", default=[], metavar="F",
+                        help="also score Early's test images (ALL/test) enlarged by each F")
+    parser.add_argument("--test-dir", default=ROOT / "ALL" / "test",
+                        help="the split's test folder, with original/Early and segmented/Early")
     args = parser.parse_args()
     cfg = load_for_model(ROOT / "train_eval_infer.config", "pretrained")
     model = load_predictor(cfg)
@@ -73,6 +105,14 @@ def main():
                   "|---" * (len(FACTORS) + 1) + "|"]
         lines += [f"| {c} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |"
                   for c, row in table.items()]
+    if args.magnified:
+        result["magnified"] = table = magnified(model, cfg, args.magnified, args.test_dir)
+        header = ("| Early test enlarged by | scale read (ideal) | cell F1 / count error: tiled "
+                  "at own size | at the scale read | at 1/F |")
+        lines += ["", header, "|---|---|---|---|---|"]
+        lines += [f"| {f:g} | {r['read']:.3f} ({1 / f:.3f}) | " + " | ".join(
+            f"{r[k][0]:.3f} / {r[k][1]:.2f}" for k in ("native", "auto", "ideal")) + " |"
+            for f, r in table.items()]
     out = ROOT / "benchmarks" / "results" / "auto_scale"
     write_json(f"{out}.json", result)
     write_text(f"{out}.md", "\n".join(lines) + "\n")
