@@ -76,6 +76,12 @@ def test_value_that_would_run_code_is_refused_and_never_run(tmp_path):
      "[model] stain_normalize = \"yes\": allowed: True or False"),
     ("batch_size     = 4", 'batch_size     = 4\nadd_stained_cells = "Benign"',
      '[train] add_stained_cells = "Benign": allowed: a list of quoted category names'),
+    ("[infer]\n", '[infer]\ncell_diameter = "big"\n',
+     '[infer] cell_diameter = "big": allowed: "auto" or a number in [0, 10000]'),
+    ("[infer]\n", "[infer]\ncell_diameter = -5\n",
+     '[infer] cell_diameter = -5: allowed: "auto" or a number in [0, 10000]'),
+    ("[infer]\n", "[infer]\ncell_diameter = True\n",
+     '[infer] cell_diameter = True: allowed: "auto" or a number in [0, 10000]'),
 ])
 def test_each_kind_of_bad_value_gets_a_message_naming_file_section_key_value(tmp_path, old, new,
                                                                              expected):

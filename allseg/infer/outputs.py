@@ -59,7 +59,6 @@ def montage(columns, labels):
     return np.concatenate([label_bar, grid], axis=0)
 
 
-
 def fit_label(text, width):
     """"name: N cells" shortened to fit width pixels: the name loses its end ("synthet..: 3
     cells"), the count is always kept."""
