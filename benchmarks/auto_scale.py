@@ -20,7 +20,7 @@ from allseg.data.images import list_images, read_mask, read_rgb
 from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.infer.engines import load_predictor
 from allseg.infer.predict import predict_masks
-from allseg.infer.scale import TOLERANCE, estimate_scale, resampling, sample_evenly
+from allseg.infer.scale import estimate_scale, resampling, sample_evenly, scale_to_use
 from allseg.model.shipped import SHIPPED_MODEL, load_for_model
 from real_all import validation_pairs
 
@@ -71,7 +71,7 @@ def magnified(model, cfg, factors, test_dir=ROOT / "ALL" / "test"):
         truths = [cv2.resize(t.astype(np.uint8), rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST)
                   > 0 for rgb, (_, t) in zip(rgbs, items)]
         read = estimate_scale(model, sample_evenly(rgbs, 64), cfg)
-        auto = read if read and not 1 / TOLERANCE <= read <= TOLERANCE else 1.0
+        auto = scale_to_use(read)
         keys = cell_settings(cfg.infer, 1 / f)  # cells counted as at the images' own scale
         table[f] = {"read": read}
         for name, scale in (("native", 1.0), ("auto", auto), ("ideal", 1 / f)):

@@ -52,8 +52,8 @@ def gallery_tile(rgb, mask, truth, c, name):
                                        cv2.CHAIN_APPROX_NONE)
         colour = (255, 255, 255) if cell == best else (0, 220, 255)
         cv2.drawContours(view, contours, -1, colour, 2)
-    cv2.putText(view, f"{name}: {cells.max()} cell(s)", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1,
-                cv2.LINE_AA)
+    cv2.putText(view, f"{name}: {cells.max()} cell(s)", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (255, 255, 0), 1, cv2.LINE_AA)
     return view, np.concatenate([rgb, view], axis=0)
 
 
@@ -72,7 +72,7 @@ def result_suffix(cell_diameter):
     return f"_cell_diameter_{cell_diameter:g}" if cell_diameter else "_as_given"
 
 
-def size_or_auto(text):
+def diameter_argument(text):
     return "auto" if text == "auto" else float(text)
 
 
@@ -80,7 +80,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=ROOT.parent / "shared" / "data" / "wbc-cellavision")
     parser.add_argument("--model", default="pretrained")
-    parser.add_argument("--cell-diameter", type=size_or_auto, default="auto",
+    parser.add_argument("--cell-diameter", type=diameter_argument, default="auto",
                         help='[infer] cell_diameter: "auto" (the default), or pixels (0: the '
                              'images as given)')
     parser.add_argument("--tag", default="", help="suffix for the result files")

@@ -201,13 +201,16 @@ def measure_cells(labels, rgb, pixel_size_um=0.0):
     return rows
 
 
-def median_cell_diameter(masks, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):
+def median_cell_diameter(masks, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX,
+                         min_cells=1):
     """The median equivalent diameter, in pixels, of every cell in these masks: the size of cell
-    a model trained on them learned ([model] cell_diameter_px)."""
+    a model trained on them learned ([model] cell_diameter_px); 0.0 for fewer than min_cells."""
     areas = np.concatenate([np.zeros(0), *(
         np.bincount(label_cells(mask, min_area, split_depth, split_hole_px).ravel())[1:]
         for mask in masks)])
-    return float(np.median(np.sqrt(4 * areas / np.pi))) if len(areas) else 0.0
+    if len(areas) < max(1, min_cells):
+        return 0.0
+    return float(np.median(np.sqrt(4 * areas / np.pi)))
 
 
 def count_row(name, labels, mask):

@@ -9,7 +9,7 @@ a scale is cut into cell-sized pieces, which look right but are not (docs/resear
 """
 import numpy as np
 
-from allseg.cells.instances import cell_settings, label_cells
+from allseg.cells.instances import cell_settings, median_cell_diameter
 from allseg.core.errors import UserError
 from allseg.data.images import read_rgb
 from allseg.infer.predict import pixel_groups, predict_tiled_many, resize_by
@@ -59,11 +59,17 @@ def resampling(cfg, model=None, image_paths=()):
         return 1.0, (f"Scale: auto {where}: no cells the model could size; images as given "
                      "(set [infer] cell_diameter to your cells' size in pixels)")
     diameter = learned / found
-    if 1 / TOLERANCE <= found <= TOLERANCE:
+    if scale_to_use(found) == 1.0:
         return 1.0, (f"Scale: auto {where}: cells about {diameter:.3g} px across, within "
                      f"{TOLERANCE:g}x of the {learned:g} px the model learned; images as given")
     return found, (f"Scale: auto {where}: cells about {diameter:.3g} px across, the model "
                    f"learned {learned:g} px; resampling each image by {found:.3g}")
+
+
+def scale_to_use(found):
+    """The factor images are resampled by for a scale read from them (None: none read): 1
+    where it is within TOLERANCE of the learned size."""
+    return 1.0 if found is None or 1 / TOLERANCE <= found <= TOLERANCE else found
 
 
 def sample_evenly(items, count):
@@ -77,9 +83,9 @@ def sample_evenly(items, count):
 def spread_first(items):
     """The items reordered so that every prefix is spread over the whole list (0, n/2, n/4,
     3n/4, ...: the binary van der Corput sequence), so stopping early still samples it all."""
-    def reversed_bits(i, bits=max(1, (len(items) - 1).bit_length())):
-        return int(f"{i:0{bits}b}"[::-1], 2)
-    return [items[i] for i in sorted(range(len(items)), key=reversed_bits)]
+    bits = max(1, (len(items) - 1).bit_length())
+    order = sorted(range(len(items)), key=lambda i: int(f"{i:0{bits}b}"[::-1], 2))
+    return [items[i] for i in order]
 
 
 def readable(paths, max_pixels):
@@ -112,15 +118,11 @@ def ladder(rgbs, largest=LARGEST_SCALE):
 def cell_diameter_at(model, rgbs, cfg, scale):
     """The median equivalent diameter (px, at the model's scale) of the cells the model finds in
     these images resized by scale, pooled; 0.0 when it finds fewer than MIN_CELLS."""
-    m, keys = cfg.model, cell_settings(cfg.infer)
-    areas = [np.zeros(0, np.int64)]
+    m, masks = cfg.model, []
     for group in pixel_groups(rgbs, scale):
-        probs = predict_tiled_many(model, [resize_by(rgb, scale) for rgb in group], m,
-                                   cfg.train.batch_size)
-        areas += [np.bincount(label_cells(prob > m.threshold, *keys).ravel())[1:]
-                  for prob in probs]
-    areas = np.concatenate(areas)
-    return float(np.median(np.sqrt(4 * areas / np.pi))) if len(areas) >= MIN_CELLS else 0.0
+        masks += [prob > m.threshold for prob in predict_tiled_many(
+            model, [resize_by(rgb, scale) for rgb in group], m, cfg.train.batch_size)]
+    return median_cell_diameter(masks, *cell_settings(cfg.infer), min_cells=MIN_CELLS)
 
 
 def estimate_scale(model, rgbs, cfg):
