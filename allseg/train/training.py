@@ -217,8 +217,11 @@ def _fit(cfg, strategy, data, train_pairs, val_pairs, border, extra_callbacks):
     stopped_already = bool(rows) and rows[-1]["epoch"] - best_row(rows)["epoch"] >= t.patience
     if done < t.epochs and not stopped_already:
         try:
+            # shuffle=False: train_ds shuffles itself, from the seed, so that a resumed run
+            # replays the same order; Keras's own shuffle cannot apply to a tf.data.Dataset
+            # and only warns that it was asked for (its default is True).
             model.fit(train_ds, steps_per_epoch=steps_per_epoch, initial_epoch=done,
-                      epochs=t.epochs, validation_data=val_ds, callbacks=callbacks,
+                      epochs=t.epochs, validation_data=val_ds, callbacks=callbacks, shuffle=False,
                       verbose=2 if os.environ.get("CI") else "auto")
         except tf.errors.OpError as exc:  # TensorBoard's writer on a full or read-only disk
             raise as_write_error(exc, eval_dir / TENSORBOARD_DIR) from None
