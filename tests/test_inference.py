@@ -36,6 +36,12 @@ def test_cell_counts_are_the_cells_of_a_label_image():
     assert count_row("c.jpg", label_cells(empty, 1), empty)["cells"] == 0
 
 
+def build_tiny_unet(size):
+    from allseg.model.architecture import build_unet
+
+    return build_unet(size, size, base_filters=4, num_layers=2, dropout_rate=0.0)
+
+
 def test_tiled_prediction_of_a_2x2_mosaic_matches_the_single_image_away_from_tile_borders():
     from types import SimpleNamespace
 
@@ -76,3 +82,34 @@ def test_montage_titles_keep_the_cell_count_and_fit_their_tile():
         assert title.endswith(text.rpartition(": ")[2]), title
         assert cv2.getTextSize(title, LABEL_FONT, LABEL_SCALE, 1)[0][0] <= MONTAGE_TILE - 8
         assert title == text or title.startswith(text[:6]) and ".." in title
+
+
+def test_a_scan_is_thresholded_strip_by_strip_as_the_whole_probability_map_would_be():
+    """predict_mask_in_strips gives the mask of predict_tiled's full float map, bit for bit,
+    while holding floats for one strip of tiles: its peak allocation stays under a single
+    float map of the image."""
+    import tracemalloc
+    from types import SimpleNamespace
+
+    import keras
+
+    from allseg.data.synthetic import make_smear
+    from allseg.infer.predict import predict_mask_in_strips, predict_tiled
+
+    keras.utils.set_random_seed(5)
+    size = 32
+    model = build_tiny_unet(size)
+    m = SimpleNamespace(image_height=size, image_width=size, tta_flips=False, min_area=0,
+                        threshold=0.5)
+    smear = make_smear(np.random.default_rng(2), "Early")[0]
+    image = np.tile(cv2.resize(smear, (100, 100), interpolation=cv2.INTER_AREA), (10, 7, 1))
+    image = image[:997, :683]  # neither side a multiple of the tile's step
+    want = predict_tiled(model, image, m, batch_size=8) > m.threshold
+    assert 0.02 < want.mean() < 0.98
+    model.predict_on_batch(np.zeros((8, size, size, 3), np.float32))  # traced before measuring
+    tracemalloc.start()
+    got = predict_mask_in_strips(model, image, m, batch_size=8)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert np.array_equal(got, want)
+    assert peak < image.shape[0] * image.shape[1] * 4, peak  # less than one float32 map

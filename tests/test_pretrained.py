@@ -99,6 +99,10 @@ def test_bad_command_line_values_get_one_line_and_exit_code_2(tmp_path):
          "is a file, not a folder"),
         (["--model", "pretrained", "--images", SMEARS, "--output", tmp_path / "o",
           "--pixel-size-um", "-0.3"], "--pixel-size-um -0.3: allowed: a number in [0.0, 1000.0]"),
+        (["--model", "pretrained", "--images", SMEARS, "--output", tmp_path / "o",
+          "--pixel-size-um", "0"], "--pixel-size-um 0: allowed: a number in (0.0, 1000.0]"),
+        (["--model", "pretrained", "--images", SMEARS, "--output", tmp_path / "o",
+          "--pixel-size-um", "nan"], "--pixel-size-um nan: allowed: a number in [0.0, 1000.0]"),
     ]
     for args, message in cases:
         proc = run_script("TensorflowUNetALLInfer.py", *args, check=False)
@@ -266,3 +270,58 @@ def test_the_scale_sample_is_spread_over_the_folder_and_bounded_in_pixels(tmp_pa
     broken.write_bytes(b"")
     assert len(readable([broken, *paths], max_pixels=25_000)) == 3  # stops once it holds 25,000
     assert len(readable([broken], max_pixels=25_000)) == 0
+
+
+def test_a_large_image_at_the_learned_scale_gives_its_tiles_cells_and_flags_the_border(tmp_path):
+    """A 3 x 3 mosaic of a smear whose cells lie inside it: segmented at its own resolution by
+    default (not shrunk to the model's input), it holds the smear's cells nine times, one each,
+    and a cell cut by the image's edge is kept and flagged."""
+    single, mosaic = tmp_path / "single", tmp_path / "mosaic"
+    single.mkdir()
+    mosaic.mkdir()
+    smear = cv2.imread(str(SMEARS / "synthetic_early.jpg"))
+    cv2.imwrite(str(single / "smear.png"), smear)
+    cv2.imwrite(str(mosaic / "mosaic.png"), np.tile(smear, (3, 3, 1)))
+    cv2.imwrite(str(mosaic / "shifted.png"), np.roll(np.tile(smear, (3, 3, 1)), 112, axis=1))
+    for folder in (single, mosaic):
+        proc = run_script("TensorflowUNetALLInfer.py", "--model", "pretrained", "--images",
+                          folder, "--output", tmp_path / f"{folder.name}_out")
+    assert "images as given" in proc.stdout, proc.stdout
+    counts = {row.split(",")[0]: int(row.split(",")[1]) for row in
+              (tmp_path / "mosaic_out" / "cell_counts.csv").read_text().splitlines()[1:]}
+    (one,) = (tmp_path / "single_out" / "cell_counts.csv").read_text().splitlines()[1:]
+    per_tile = int(one.split(",")[1])
+    assert per_tile >= 4
+    assert abs(counts["mosaic.png"] - 9 * per_tile) <= 0.05 * 9 * per_tile, (counts, per_tile)
+    labels = cv2.imread(str(tmp_path / "mosaic_out" / "labels" / "mosaic.png"), -1)
+    assert labels.shape == (3 * 224, 3 * 224)
+    rows = (tmp_path / "mosaic_out" / "cells.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    flags = [row.split(",")[header.index("touches_border")] for row in rows[1:]
+             if row.startswith("shifted.png")]
+    assert "True" in flags and "False" in flags  # the roll cuts cells at the left and right edge
+
+
+def test_tiled_false_keeps_the_seeds_resize_and_auto_tiles_only_larger_images():
+    from types import SimpleNamespace
+
+    from allseg.infer.predict import needs_tiles
+
+    m = SimpleNamespace(image_height=224, image_width=224)
+    small, wide = np.zeros((224, 224, 3), np.uint8), np.zeros((224, 300, 3), np.uint8)
+    assert not needs_tiles(small, m) and needs_tiles(wide, m)  # "auto", the default
+    assert not needs_tiles(wide, m, tiled=False) and needs_tiles(small, m, tiled=True)
+    assert needs_tiles(small, m, tiled=False, scale=0.5)  # resampled images are always tiled
+
+
+def test_the_scale_of_a_slide_scan_is_read_from_a_few_windows_not_the_whole_scan():
+    from allseg.infer.scale import WINDOW_SIDE, sample_windows
+
+    scan = np.zeros((3000, 4000, 3), np.uint8)
+    windows = sample_windows(scan)
+    assert len(windows) == 4 and all(w.shape == (WINDOW_SIDE, WINDOW_SIDE, 3) for w in windows)
+    assert all(np.shares_memory(w, scan) for w in windows)  # views: no copy of the scan
+    strip = np.zeros((600, 5000, 3), np.uint8)
+    assert [w.shape[:2] for w in sample_windows(strip)] == [(600, WINDOW_SIDE)] * 2
+    crop = np.zeros((300, 300, 3), np.uint8)
+    assert sample_windows(crop)[0] is crop

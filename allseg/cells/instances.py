@@ -37,12 +37,38 @@ def label_cells(mask, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):
     pale interior is not a border between cells, yet each such hole dents the map and would seed
     a cell on either side of it. The larger pocket that three touching cells enclose stays a
     hole."""
-    regions = measure.label(mask, connectivity=2)
-    regions[(np.bincount(regions.ravel()) < min_area)[regions]] = 0  # specks; renumbered below
-    if split_depth > 0 and regions.max():
-        regions = _split_touching(regions, split_depth, min_area, split_hole_px)
-    labels, _, _ = segmentation.relabel_sequential(regions)
-    return labels.astype(np.int32)
+    regions, count = ndimage.label(mask, structure=np.ones((3, 3), bool))  # int32, reading order
+    small = label_areas(regions) < min_area
+    small[0] = False
+    if small.any():  # specks; renumbered below
+        _in_strips(regions, lambda part: np.where(small[part], 0, part))
+    if split_depth > 0 and count:
+        _split_touching(regions, split_depth, min_area, split_hole_px)
+    present = label_areas(regions) > 0
+    present[0] = False
+    renumber = np.zeros(len(present), np.int32)
+    renumber[present] = np.arange(1, np.count_nonzero(present) + 1, dtype=np.int32)
+    _in_strips(regions, lambda part: renumber[part])
+    return regions
+
+
+STRIP_ROWS = 1024
+
+
+def _in_strips(labels, change, rows=STRIP_ROWS):
+    """labels[...] = change(labels), a strip of rows at a time: a slide scan's label image is
+    hundreds of MB, and a whole-image temporary would double it."""
+    for top in range(0, labels.shape[0], rows):
+        labels[top:top + rows] = change(labels[top:top + rows])
+
+
+def label_areas(labels, rows=STRIP_ROWS):
+    """np.bincount(labels.ravel()), a strip at a time: bincount copies its input to 64-bit
+    integers, 925 MB for a 116 MP scan's labels."""
+    areas = np.zeros(int(labels.max()) + 1, np.int64)
+    for top in range(0, labels.shape[0], rows):
+        areas += np.bincount(labels[top:top + rows].ravel(), minlength=len(areas))
+    return areas
 
 
 def remove_small_components(mask, min_area):
@@ -105,7 +131,32 @@ def lowered_peaks(distance, depth):
 
 
 def _split_touching(regions, depth, min_area, hole_px):
-    solid = fill_small_holes(regions > 0, hole_px)  # a filled hole lies inside one region
+    """Splits the touching cells of a label image in place, each region within its own box (so
+    a slide scan never needs a whole-image distance map); new pieces take labels after the
+    largest. A region is alone in its box in all that matters: the pixels next to it are
+    background, so its distances, holes and seeds are those of the whole image."""
+    height, width = regions.shape
+    next_label = int(regions.max()) + 1
+    for index, box in enumerate(ndimage.find_objects(regions), start=1):
+        if box is None:
+            continue
+        ys, xs = (slice(max(0, s.start - 1), min(n, s.stop + 1)) for s, n in
+                  zip(box, (height, width)))
+        inside = regions[ys, xs] == index
+        if np.count_nonzero(inside) < 2 * min_area:  # any split would leave a piece too small
+            continue
+        parts = _split_region(inside, depth, hole_px)
+        if len(parts) < 2 or min(np.count_nonzero(part) for part in parts) < min_area:
+            continue
+        view = regions[ys, xs]
+        for part in parts:
+            view[part] = next_label
+            next_label += 1
+
+
+def _split_region(inside, depth, hole_px):
+    """The pieces (boolean images, together the whole region) of one region's image."""
+    solid = fill_small_holes(inside, hole_px)  # a filled hole lies inside the region
     distance = euclidean_distance(solid)
     # The h-maxima transform: every peak lowered until it stands at most `depth` above its
     # saddle. Each plateau left on top is one seed; a ridge (a hollow cell's rim) stays one.
@@ -113,24 +164,8 @@ def _split_touching(regions, depth, min_area, hole_px):
     seeds = measure.label(morphology.local_maxima(flattened, connectivity=2) & solid,
                           connectivity=2)
     pieces = segmentation.watershed(-distance, seeds, mask=solid, connectivity=2)
-    out = regions.copy()
-    next_label = regions.max() + 1
-    for index, box in enumerate(ndimage.find_objects(regions), start=1):
-        if box is None:
-            continue
-        inside = regions[box] == index
-        ids = np.unique(pieces[box][inside])
-        ids = ids[ids > 0]
-        if len(ids) < 2:
-            continue
-        parts = [inside & (pieces[box] == i) for i in ids]  # together, the whole region
-        if min(np.count_nonzero(part) for part in parts) < min_area:
-            continue
-        view = out[box]
-        for part in parts:
-            view[part] = next_label
-            next_label += 1
-    return out
+    ids = np.unique(pieces[inside])
+    return [inside & (pieces == i) for i in ids[ids > 0]]
 
 
 MEASUREMENTS = ("cell", "area_px", "perimeter_px", "equivalent_diameter_px", "circularity",
@@ -215,7 +250,7 @@ def median_cell_diameter(masks, min_area, split_depth=0.0, split_hole_px=SPLIT_H
 
 def count_row(name, labels, mask):
     """The per-image line of the cell-count CSV."""
-    areas = sorted(np.bincount(labels.ravel())[1:].tolist(), reverse=True)
+    areas = sorted(label_areas(labels)[1:].tolist(), reverse=True)
     return {"file": name, "cells": len(areas), "foreground_fraction": round(float(mask.mean()), 6),
             "cell_areas_px": " ".join(map(str, areas))}
 

@@ -176,7 +176,9 @@ SCHEMA = {
         # Per-cell measurements and 16-bit cell label PNGs; by default beside output_dir.
         "cells_csv": path(default=None),
         "labels_dir": path(default=None),
-        "tiled": flag(default=False),
+        # Images larger than the model's input (once resampled): True or "auto" segment them
+        # at their own resolution, tile by tile; False shrinks them to the input, as the seed did.
+        "tiled": auto_flag(),
         # The side of one image pixel in micrometres, when known (a calibrated microscope and
         # camera): the cells CSV then gives area_um2, perimeter_um and equivalent_diameter_um.
         # 0: unknown, pixels only.

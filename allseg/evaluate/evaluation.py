@@ -14,7 +14,7 @@ from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.evaluate.pictures import histograms, worst_gallery
 from allseg.evaluate.scoring import score_image, summarize
 from allseg.infer.engines import load_predictor
-from allseg.infer.predict import predict_masks, predict_probabilities, to_mask
+from allseg.infer.predict import needs_tiles, predict_masks, predict_probabilities, to_mask
 from allseg.infer.scale import resampling
 from allseg.model.shipped import trained_model_path
 
@@ -53,11 +53,11 @@ def evaluate(cfg, model=None):
         for prob in probs:
             pair = next(pairs)
             truth = read_mask(pair.mask)
-            if scale == 1.0:
+            if not needs_tiles(truth, cfg.model, c.tiled, scale):
                 pred = to_mask(prob, *truth.shape, cfg.model.min_area, cfg.model.threshold)
-            else:  # the image resized so its cells have the model's size, as the infer script does
+            else:  # at its own resolution or resampled to the model's scale, as the infer script
                 (pred,) = predict_masks(model, [read_rgb(pair.image)], cfg.model, batch_size,
-                                        scale=scale)
+                                        c.tiled, scale)
             cells, true_labels, pred_labels, match = score_cells(pred, truth, *cells_at)
             rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category,
                          "cells": cells})

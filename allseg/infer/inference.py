@@ -12,19 +12,31 @@ from allseg.core.files import make_folder, write_text
 from allseg.data.images import read_rgb, sort_inputs, write_png
 from allseg.infer.engines import load_predictor
 from allseg.infer.outputs import MONTAGE_MAX_IMAGES, montage, write_outputs
-from allseg.infer.predict import predict_masks
+from allseg.infer.predict import TILED_PIXELS, predict_masks
 from allseg.infer.scale import resampling
 
 
-def _read_batch(paths):
-    """([(path, rgb)], [(path, why)]) for one batch: unreadable files are reported, not fatal."""
-    images, errors = [], []
-    for path in paths:
+def _read_batches(files, batch_size, max_pixels=TILED_PIXELS):
+    """Batches read in order, each of at most batch_size images and max_pixels pixels (a larger
+    image alone): ([(path, rgb)], [(path, why)], how many files it covers). Unreadable files are
+    reported with their batch, not fatal."""
+    images, errors, covered, pixels = [], [], 0, 0
+    for path in files:
         try:
-            images.append((path, read_rgb(path)))
+            rgb = read_rgb(path)
         except UserError as exc:
             errors.append((path, str(exc)))
-    return images, errors
+            covered += 1
+            continue
+        size = rgb.shape[0] * rgb.shape[1]
+        if images and (len(images) == batch_size or pixels + size > max_pixels):
+            yield images, errors, covered
+            images, errors, covered, pixels = [], [], 0, 0
+        images.append((path, rgb))
+        covered += 1
+        pixels += size
+    if images or errors:
+        yield images, errors, covered
 
 
 OUTPUT_KEYS = ("output_dir", "labels_dir", "overlay_dir", "montage", "cell_counts", "cells_csv")
@@ -37,6 +49,9 @@ def use_command_line(cfg, images=None, output=None, pixel_size_um=None):
     (None: keep them)."""
     c = cfg.infer
     if pixel_size_um is not None:
+        if pixel_size_um == 0:  # the config's "not known"; a flag given as 0 is a slip
+            raise UserError("--pixel-size-um 0: allowed: a number in (0.0, 1000.0]; leave the "
+                            "flag out when the pixel size is not known")
         override(cfg, "infer", "pixel_size_um", pixel_size_um, "--pixel-size-um")
     c.given_as = getattr(c, "given_as", {})
     if images is not None:
@@ -107,7 +122,6 @@ def infer(cfg, model=None):
         make_folder(folder, _key(c, name))
 
     batch_size = cfg.train.batch_size
-    batches = [files[i:i + batch_size] for i in range(0, len(files), batch_size)]
     written, failed, tiles, labels, counts, cells = [], [], [], [], [], []
     progress = Progbar(len(files), unit_name="image")
     scale, why = resampling(cfg, model, files)
@@ -115,7 +129,7 @@ def infer(cfg, model=None):
         print(why)
     cell_keys = cell_settings(c, scale)
 
-    def collect(image, job):
+    def collect(image, pixels, job):
         try:
             path, mask_path, row, cell_rows, tile = job.result()
         except UserError as exc:  # a full disk, say: the images written so far are whole
@@ -132,26 +146,29 @@ def infer(cfg, model=None):
     # it are labelled, measured and written in two more (53.5 img/s against 49 with one, on 788
     # images). Worker processes in their place bought nothing on 2 cores, where the engine already
     # keeps both busy (docs/performance.md, "Inference, stage by stage").
+    batches = _read_batches(files, batch_size)
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=2) as pool:
-        reading = reader.submit(_read_batch, batches[0]) if batches else None
+        reading = reader.submit(next, batches, None)
         writes = deque()  # in input order, so the montage and counts are too
-        for index in range(len(batches)):
-            batch, errors = reading.result()
-            if index + 1 < len(batches):
-                reading = reader.submit(_read_batch, batches[index + 1])
+        while (batch := reading.result()) is not None:
+            images, errors, covered = batch
+            reading = reader.submit(next, batches, None)
             for path, why in errors:
                 failed.append((path, why))
                 print(f"\nerror: {why} (skipped; the other images go on)")
-            if batch:
-                masks = predict_masks(model, [rgb for _, rgb in batch], m, batch_size, c.tiled,
-                                      scale)
-                for (path, rgb), mask in zip(batch, masks):
+            if images:
+                masks = predict_masks(model, [rgb for _, rgb in images], m, batch_size, c.tiled,
+                                      scale, show_tiles=True)
+                for (path, rgb), mask in zip(images, masks):
                     want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
-                    writes.append((path, pool.submit(write_outputs, path, rgb, mask, dirs,
-                                                     want_tile, cell_keys, c.pixel_size_um)))
-            while len(writes) > 2 * batch_size:  # bounds the images held in memory
+                    writes.append((path, mask.size, pool.submit(
+                        write_outputs, path, rgb, mask, dirs, want_tile, cell_keys,
+                        c.pixel_size_um)))
+            # Bounds the images held in memory: a few batches of small ones, or one scan
+            while writes and (len(writes) > 2 * batch_size
+                              or sum(pixels for _, pixels, _ in writes) > TILED_PIXELS):
                 collect(*writes.popleft())
-            progress.add(len(batches[index]))
+            progress.add(covered)
         while writes:
             collect(*writes.popleft())
 

@@ -8,6 +8,7 @@ from allseg.core.errors import DataError
 from allseg.data.images import write_png
 
 OVERLAY_COLOUR = (0, 255, 0)  # RGB
+OVERLAY_SIDE = 700  # px: the largest image side lines and numbers are sized for
 MONTAGE_TILE = 160
 MONTAGE_MAX_IMAGES = 10
 LABEL_FONT, LABEL_SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.42  # the montage's titles
@@ -18,13 +19,16 @@ def overlay(rgb, mask, labels=None):
     numbered at its centre as in the cells CSV (without labels: the mask's outline)."""
     out = rgb.copy()
     out[mask] = (0.6 * out[mask] + 0.4 * np.array(OVERLAY_COLOUR)).astype(np.uint8)
-    thickness = max(1, round(max(rgb.shape[:2]) / 300))
+    # Lines and numbers grow with the image up to a screen's size, not beyond: past it the image
+    # is zoomed into, and a slide scan's cells stay about 20 px across (36 px lines hid them)
+    side = min(max(rgb.shape[:2]), OVERLAY_SIDE)
+    thickness = max(1, round(side / 300))
     if labels is None:
         contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
                                        cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
         return out
-    scale = max(0.3, max(rgb.shape[:2]) / 700)
+    scale = max(0.3, side / 700)
     # Each cell within its bounding box: large images hold thousands of cells.
     for cell, (ys, xs) in enumerate(ndimage.find_objects(labels), start=1):
         one = (labels[ys, xs] == cell).astype(np.uint8)
@@ -81,12 +85,14 @@ def write_outputs(path, rgb, mask, dirs, want_tile, cell_keys, pixel_size_um):
     labels = label_cells(mask, *cell_keys)
     if labels.max() > np.iinfo(np.uint16).max:
         raise DataError(f"{path}: {labels.max()} cells do not fit a 16-bit label PNG")
-    mask_png = (mask * 255).astype(np.uint8)
-    shown = overlay(rgb, mask, labels)
+    mask_png = mask.view(np.uint8) * np.uint8(255)
     mask_path = output_dir / f"{path.stem}.png"
     write_png(mask_path, mask_png)
     write_png(labels_dir / f"{path.stem}.png", labels.astype(np.uint16))
-    write_png(overlay_dir / f"{path.stem}.png", shown)
     cells = [{"file": path.name, **row} for row in measure_cells(labels, rgb, pixel_size_um)]
+    row = count_row(path.name, labels, mask)
+    shown = overlay(rgb, mask, labels)
+    del labels  # a scan's images are large: each goes once it is written
+    write_png(overlay_dir / f"{path.stem}.png", shown)
     tile = montage_column(rgb, mask_png, shown) if want_tile else None
-    return path, mask_path, count_row(path.name, labels, mask), cells, tile
+    return path, mask_path, row, cells, tile

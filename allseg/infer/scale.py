@@ -21,6 +21,8 @@ LARGEST_SIDE = 2048       # px: no rung enlarges an image beyond it (a slide sca
 SAMPLE_IMAGES = 64        # a folder is one microscope and camera; 16 crops of one cell each
                           # left too few cells: the estimate spread twofold between draws
 SAMPLE_PIXELS = 32 * 2 ** 20  # and no more pixels in all than this: a few slide scans suffice
+WINDOW_SIDE = 1024        # px: a larger image is sized from windows this wide (sample_windows),
+                          # so the ladder still reaches 2x (LARGEST_SIDE) on a slide scan
 MIN_CELLS = 3             # a rung with fewer cells (pooled) says nothing about their size
 # No resampling while the cells are within this factor of the learned size: resampling itself
 # costs Early's validation cell F1 0.006-0.023 (by 0.63 to 1.59), more than the 0.005 the Kaggle
@@ -52,9 +54,9 @@ def resampling(cfg, model=None, image_paths=()):
     sample = sample_evenly(image_paths, SAMPLE_IMAGES)
     print(f"Reading the cells' scale from {len(sample)} of {len(image_paths)} images "
           "([infer] cell_diameter = \"auto\") ...", flush=True)
-    rgbs = readable(spread_first(sample), SAMPLE_PIXELS)
-    found = estimate_scale(model, rgbs, cfg)
-    where = f"from {len(rgbs)} of {len(image_paths)} images"
+    images = readable(spread_first(sample), SAMPLE_PIXELS)
+    found = estimate_scale(model, [window for windows in images for window in windows], cfg)
+    where = f"from {len(images)} of {len(image_paths)} images"
     if found is None:
         return 1.0, (f"Scale: auto {where}: no cells the model could size; images as given "
                      "(set [infer] cell_diameter to your cells' size in pixels)")
@@ -89,18 +91,33 @@ def spread_first(items):
 
 
 def readable(paths, max_pixels):
-    """The images that can be read, in order, until they hold max_pixels (at least one image);
-    the unreadable ones are left to the run, which names them."""
-    rgbs, total = [], 0
+    """The images that can be read, each as its sample_windows, in order, until they hold
+    max_pixels (at least one image); the unreadable ones are left to the run, which names them."""
+    images, total = [], 0
     for path in paths:
-        if rgbs and total >= max_pixels:
+        if images and total >= max_pixels:
             break
         try:
-            rgbs.append(read_rgb(path))
+            windows = sample_windows(read_rgb(path))
         except UserError:
             continue
-        total += rgbs[-1].shape[0] * rgbs[-1].shape[1]
-    return rgbs
+        images.append(windows)
+        total += sum(window.shape[0] * window.shape[1] for window in windows)
+    return images
+
+
+def sample_windows(rgb, side=WINDOW_SIDE):
+    """The image itself, or for one longer than side, up to four side x side windows centred a
+    quarter and three quarters of the way along each axis: a slide scan's cells are sized from
+    a few million pixels instead of being predicted whole at every rung of the ladder."""
+    def starts(length):
+        if length <= side:
+            return [0]
+        return sorted({min(length - side, max(0, round(length * f - side / 2)))
+                       for f in (0.25, 0.75)})
+    if max(rgb.shape[:2]) <= side:
+        return [rgb]
+    return [rgb[y:y + side, x:x + side] for y in starts(rgb.shape[0]) for x in starts(rgb.shape[1])]
 
 
 def ladder(rgbs, largest=LARGEST_SCALE):
@@ -121,7 +138,7 @@ def cell_diameter_at(model, rgbs, cfg, scale):
     m, masks = cfg.model, []
     for group in pixel_groups(rgbs, scale):
         masks += [prob > m.threshold for prob in predict_tiled_many(
-            model, [resize_by(rgb, scale) for rgb in group], m, cfg.train.batch_size)]
+            model, [resize_by(rgbs[i], scale) for i in group], m, cfg.train.batch_size)]
     return median_cell_diameter(masks, *cell_settings(cfg.infer), min_cells=MIN_CELLS)
 
 
