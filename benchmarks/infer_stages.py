@@ -11,11 +11,19 @@ on one fixed batch. The forward pass keeps both cores busy, so every core-millis
 other stages is taken from it: end to end / forward is at most E / (E + P), E the engine's
 core-ms per image, P the other stages'. --compare-with DIR: the outputs (--output DIR) of the
 infer script at another commit, checked byte for byte against this run's.
+
+--scan [N]: a slide scan made of one smear tile repeated N x N times (48: 10752 px, 116 MP), and
+the same N*N tiles as separate files, each segmented by the infer script (--model pretrained): its
+wall time and peak memory (the process's maximum resident set), the scan's cell count against the
+tile's x N*N, and its interior tiles' cells matched one to one to the tile's own.
 """
 import argparse
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,10 +32,11 @@ import cv2
 import numpy as np
 from common import DEFAULT_DATA, ROOT
 from scipy import ndimage
-from skimage import measure, morphology
+from skimage import measure, morphology, segmentation
 
 from allseg.cells import instances
 from allseg.core.config import load_config
+from allseg.evaluate.cell_scoring import match_cells
 from allseg.data.images import read_rgb, resize_image, write_encoded, write_png
 from allseg.infer import inference
 from allseg.infer.engines import load_predictor
@@ -144,13 +153,68 @@ def differing_files(ours, theirs):
     return sorted(str(name) for name in names if not same(name))
 
 
+def infer_script(images, out):
+    """(wall seconds, peak resident MB) of one run of the infer script with the shipped model."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "TensorflowUNetALLInfer.py"), "--model",
+                             "pretrained", "--images", str(images), "--output", str(out)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak, not the largest so far
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, f"the infer script failed on {images}"
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def scan_benchmark(tile_path, n, scratch, out):
+    tile = cv2.imread(str(tile_path))
+    size = tile.shape[0]
+    folders = {name: Path(scratch) / name for name in ("tile", "scan", "tiles")}
+    for folder in folders.values():
+        folder.mkdir()
+    cv2.imwrite(str(folders["tile"] / "tile.png"), tile)
+    cv2.imwrite(str(folders["scan"] / "scan.png"), np.tile(tile, (n, n, 1)))
+    for i in range(n * n):
+        cv2.imwrite(str(folders["tiles"] / f"tile_{i:05d}.png"), tile)
+    runs = {name: infer_script(folder, Path(scratch) / f"{name}_out")
+            for name, folder in folders.items()}
+    read = lambda name, stem: cv2.imread(str(Path(scratch) / f"{name}_out" / "labels" / f"{stem}.png"),
+                                         cv2.IMREAD_UNCHANGED).astype(np.int32)  # noqa: E731
+    one, scan = read("tile", "tile"), read("scan", "scan")
+    # Cells cut by the tile's edge join their neighbours' in the scan: left out of the match
+    edge = np.isin(one, np.unique(np.r_[one[0], one[-1], one[:, 0], one[:, -1]])) & (one > 0)
+
+    def cells(labels):  # those not only on an edge cell's pixels, numbered 1..n
+        kept = np.isin(labels, np.unique(labels[~edge]))
+        return segmentation.relabel_sequential(np.where(kept, labels, 0))[0]
+
+    match = [match_cells(cells(one), cells(scan[y * size:(y + 1) * size, x * size:(x + 1) * size]))
+             for y in range(1, n - 1) for x in range(1, n - 1)]
+    tp, fp, fn = (sum(mt[k] for mt in match) for k in ("tp", "fp", "fn"))
+    result = {"tile": str(tile_path), "scan_px": f"{n * size} x {n * size}",
+              "cells_in_tile": int(one.max()), "cells_in_scan": int(scan.max()),
+              "expected": int(one.max()) * n * n, "interior_tiles": len(match),
+              "interior_cell_f1": 2 * tp / max(1, 2 * tp + fp + fn),
+              "seconds": {k: v[0] for k, v in runs.items()},
+              "peak_mb": {k: v[1] for k, v in runs.items()}}
+    result["scan_over_tiles_time"] = result["seconds"]["scan"] / result["seconds"]["tiles"]
+    result["count_error"] = result["cells_in_scan"] / result["expected"] - 1
+    (out / "infer_scan.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="pretrained")
     parser.add_argument("--engine", default="openvino")
     parser.add_argument("--compare-with", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--scan", type=int, nargs="?", const=48, metavar="N")
+    parser.add_argument("--tile", type=Path, default=ROOT / "tests/data/smears/synthetic_early.jpg",
+                        help="--scan's tile (the default's six cells lie inside it)")
     args = parser.parse_args()
+    if args.scan:
+        with tempfile.TemporaryDirectory() as scratch:
+            return scan_benchmark(args.tile, args.scan, scratch, args.out)
     with tempfile.TemporaryDirectory() as scratch:
         source, paths = inputs(scratch)
         folder = Path(scratch) / "images"
