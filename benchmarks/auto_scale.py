@@ -10,14 +10,12 @@ import time
 
 import numpy as np
 
-from common import ROOT
+from common import ROOT, cell_summary
 
 import allseg.core.quiet_start  # noqa: F401  (before TensorFlow starts)
-from allseg.cells.instances import cell_settings
 from allseg.core.config import load_config
 from allseg.core.files import write_json, write_text
 from allseg.data.images import list_images, read_mask, read_rgb
-from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.infer.engines import load_predictor
 from allseg.infer.predict import predict_masks
 from allseg.infer.scale import estimate_scale, resampling, sample_evenly, scale_to_use
@@ -45,15 +43,14 @@ def resampled_f1(model, cfg):
     by_category = {}
     for pair in validation_pairs(load_config(SHIPPED_MODEL.with_suffix(".config"))):
         by_category.setdefault(pair.category, []).append(pair)
-    keys, table = cell_settings(cfg.infer), {}
+    table = {}
     for category in ("Benign", "Early", "Pre"):  # Pro's truth is broken (docs/results.md)
         pairs = by_category[category][:PER_CATEGORY]
         rgbs, truths = [read_rgb(p.image) for p in pairs], [read_mask(p.mask) for p in pairs]
         table[category] = {}
         for factor in FACTORS:
             preds = predict_masks(model, rgbs, cfg.model, cfg.train.batch_size, scale=factor)
-            rows = [score_cells(pred, truth, *keys)[0] for pred, truth in zip(preds, truths)]
-            table[category][factor] = summarize_cells(rows, *keys)["f1"]
+            table[category][factor] = cell_summary(zip(preds, truths), cfg.infer)["f1"]
         print(category, " ".join(f"{f}: {v:.3f}" for f, v in table[category].items()), flush=True)
     return table
 
@@ -72,27 +69,26 @@ def magnified(model, cfg, factors, test_dir=ROOT / "ALL" / "test"):
                   > 0 for rgb, (_, t) in zip(rgbs, items)]
         read = estimate_scale(model, sample_evenly(rgbs, 64), cfg)
         auto = scale_to_use(read)
-        keys = cell_settings(cfg.infer, 1 / f)  # cells counted as at the images' own scale
         table[f] = {"read": read}
         for name, scale in (("native", 1.0), ("auto", auto), ("ideal", 1 / f)):
             preds = predict_masks(model, rgbs, cfg.model, cfg.train.batch_size, True, scale)
-            cells = summarize_cells([score_cells(p, t, *keys)[0] for p, t in zip(preds, truths)],
-                                    *keys)
+            # cells counted as at the images' own scale
+            cells = cell_summary(zip(preds, truths), cfg.infer, 1 / f)
             table[f][name] = (cells["f1"], cells["count_mae"])
         print(f, table[f], flush=True)
     return table
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="*")
-    parser.add_argument("--resampled", action="store_true",
-                        help="also score the Kaggle validation images resampled by each factor")
-    parser.add_argument("--magnified", type=float, nargs="*", default=[], metavar="F",
-                        help="also score Early's test images (ALL/test) enlarged by each F")
-    parser.add_argument("--test-dir", default=ROOT / "ALL" / "test",
-                        help="the split's test folder, with original/Early and segmented/Early")
-    args = parser.parse_args()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("folders", nargs="*")
+    p.add_argument("--resampled", action="store_true",
+                   help="also score the Kaggle validation images resampled by each factor")
+    p.add_argument("--magnified", type=float, nargs="*", default=[], metavar="F",
+                   help="also score Early's test images (ALL/test) enlarged by each F")
+    p.add_argument("--test-dir", default=ROOT / "ALL" / "test",
+                   help="the split's test folder, with original/Early and segmented/Early")
+    args = p.parse_args()
     cfg = load_for_model(ROOT / "train_eval_infer.config", "pretrained")
     model = load_predictor(cfg)
     result = {"folders": read_folders(model, cfg, args.folders)}

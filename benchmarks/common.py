@@ -1,14 +1,41 @@
-"""Helpers the real-data benchmarks share: a scratch copy of the split, configs, timed script runs."""
+"""What the benchmarks share: the project on sys.path, a scratch copy of the reference split and
+configs pointed at it, a training run or an earlier one, the colour rule, cell summaries, and
+pictures drawn twice (masks only for the project, with the smears for the scratch folder)."""
+import argparse
 import configparser
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "leukemia-early"
+DATA = ROOT.parent / "shared" / "data"
+DEFAULT_DATA = DATA / "leukemia-early"
 sys.path.insert(0, str(ROOT))
+COLOUR_RULE = 65  # blue - green above this: the no-training yardstick every table carries
+
+
+def parser(doc, data=DEFAULT_DATA, scratch=None, assets=True):
+    """The options the real-data benchmarks share: --data, --scratch, --out (and --assets)."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--data", type=Path, default=data)
+    if scratch:
+        p.add_argument("--scratch", type=Path, default=ROOT / "bench_runs" / scratch)
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    if assets:
+        p.add_argument("--assets", type=Path, default=ROOT / "asset")
+    return p
+
+
+def parse(p):
+    """p's arguments, with the folders the run writes into made."""
+    args = p.parse_args()
+    for folder in (args.out, getattr(args, "assets", None), getattr(args, "scratch", None)):
+        if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+    return args
 
 
 def run(script, *args):
@@ -22,6 +49,8 @@ def run(script, *args):
 
 def reference_split(data, scratch, category="Early"):
     """ALL/ in scratch, reproduced from data/split.csv by split_master.py (once)."""
+    if not (Path(data) / "split.csv").is_file():
+        raise SystemExit(f"{data}: no split.csv there; pass --data with the Kaggle layout")
     dest = Path(scratch) / "ALL"
     if not (dest / "split.csv").exists():
         run("split_master.py", "--master", data, "--category", category, "--split-csv",
@@ -36,12 +65,12 @@ def write_config(base_config, path, run_dir, all_dir, overrides=None, eval_dir=N
     parser.optionxform = str
     parser.read(base_config, encoding="utf-8")
     q = lambda p: f'"{Path(p).as_posix()}"'  # noqa: E731
+    tested = Path(eval_dir or Path(all_dir) / "test")
     values = {
         "train.model_dir": q(Path(run_dir) / "models"), "train.eval_dir": q(Path(run_dir) / "eval"),
         "train.image_datapath": q(Path(all_dir) / "train" / "original"),
         "train.mask_datapath": q(Path(all_dir) / "train" / "segmented"),
-        "eval.image_datapath": q(Path(eval_dir or Path(all_dir) / "test") / "original"),
-        "eval.mask_datapath": q(Path(eval_dir or Path(all_dir) / "test") / "segmented"),
+        "eval.image_datapath": q(tested / "original"), "eval.mask_datapath": q(tested / "segmented"),
         "infer.images_dir": q(Path(all_dir).parent / "mini_test"),
         "infer.output_dir": q(Path(run_dir) / "mini_test_output"),
         **(overrides or {}),
@@ -55,5 +84,45 @@ def write_config(base_config, path, run_dir, all_dir, overrides=None, eval_dir=N
     return Path(path)
 
 
-def read_summary(eval_dir):
-    return json.loads((Path(eval_dir) / "summary.json").read_text())
+def train_or_reuse(args, all_dir, overrides=None):
+    """(run folder, its config, training seconds): args.config trained in a new run folder, or,
+    with args.reuse_run, that run's model under a config written beside the one it trained with
+    (so a rescore with other prediction settings never overwrites it)."""
+    from allseg.core.files import write_text
+    run_dir = args.reuse_run or args.scratch / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    tag = getattr(args, "tag", "")
+    name = f"config-rescore{tag and '-' + tag}" if args.reuse_run else "config"
+    config = write_config(args.config, run_dir / name, run_dir, all_dir, overrides)
+    if not args.reuse_run:
+        seconds = run("TensorflowUNetALLTrainer.py", config)
+        write_text(run_dir / "train_seconds.txt", f"{seconds:.1f}\n")
+    return run_dir, config, float((run_dir / "train_seconds.txt").read_text())
+
+
+def blue_minus_green(rgb):
+    return rgb[..., 2].astype(np.int16) - rgb[..., 1].astype(np.int16)
+
+
+def cell_summary(preds_and_truths, c, scale=1.0):
+    """Pooled cell scores of (prediction, truth) mask pairs, counted by the [infer] cell keys c
+    as the evaluator counts them (one to one at IoU >= 0.5); scale as in cell_settings."""
+    from allseg.cells.instances import cell_settings
+    from allseg.evaluate.cell_scoring import score_cells, summarize_cells
+    keys = cell_settings(c, scale)
+    return summarize_cells([score_cells(p, t, *keys)[0] for p, t in preds_and_truths], *keys)
+
+
+def caption(image, text, scale=0.4, y=14):
+    import cv2
+    cv2.putText(image, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 0), 1,
+                cv2.LINE_AA)
+    return image
+
+
+def write_pictures(public, private, public_path, private_path, axes=(0, 0)):
+    """Masks-only rows to public_path (committed: no dataset image is ever copied into the
+    project), the same rows with each smear in front to private_path (scratch)."""
+    from allseg.data.images import write_png
+    for rows, path, axis in ((public, public_path, axes[0]), (private, private_path, axes[1])):
+        if rows:
+            write_png(path, np.concatenate(rows, axis=axis))

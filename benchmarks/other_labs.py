@@ -5,16 +5,15 @@ Per image, the infer script's cells (at the scale --cell-diameter gives, "auto" 
 colour rule's, and the expert's nucleus taken as a prediction: found (the cell most on the white
 cell has IoU >= 0.5 with it), Dice on whole cell and nucleus, false cells (touching no white-cell
 pixel), count error |cells - 1|."""
-import argparse
-
 import numpy as np
 
-from common import ROOT
+from common import (COLOUR_RULE, DATA, ROOT, blue_minus_green, caption, parse, parser,
+                    write_pictures)
 
 import allseg.core.quiet_start  # noqa: F401, E402  (before TensorFlow starts)
 from allseg.cells.instances import cell_settings, label_cells  # noqa: E402
 from allseg.core.files import write_json, write_text  # noqa: E402
-from allseg.data.images import list_images, read_rgb, write_png  # noqa: E402
+from allseg.data.images import list_images, read_rgb  # noqa: E402
 from allseg.evaluate.scoring import confusion, dice  # noqa: E402
 from allseg.infer.engines import load_predictor  # noqa: E402
 from allseg.infer.predict import predict_masks  # noqa: E402
@@ -52,9 +51,7 @@ def gallery_tile(rgb, mask, truth, c, name):
                                        cv2.CHAIN_APPROX_NONE)
         colour = (255, 255, 255) if cell == best else (0, 220, 255)
         cv2.drawContours(view, contours, -1, colour, 2)
-    cv2.putText(view, f"{name}: {cells.max()} cell(s)", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                (255, 255, 0), 1, cv2.LINE_AA)
-    return view, np.concatenate([rgb, view], axis=0)
+    return caption(view, f"{name}: {cells.max()} cell(s)", 0.45, 16), np.concatenate([rgb, view])
 
 
 def expert_diameters(data, files):
@@ -72,22 +69,17 @@ def result_suffix(cell_diameter):
     return f"_cell_diameter_{cell_diameter:g}" if cell_diameter else "_as_given"
 
 
-def diameter_argument(text):
-    return "auto" if text == "auto" else float(text)
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=ROOT.parent / "shared" / "data" / "wbc-cellavision")
-    parser.add_argument("--model", default="pretrained")
-    parser.add_argument("--cell-diameter", type=diameter_argument, default="auto",
-                        help='[infer] cell_diameter: "auto" (the default), or pixels (0: the '
-                             'images as given)')
-    parser.add_argument("--tag", default="", help="suffix for the result files")
-    parser.add_argument("--gallery", action="store_true",
-                        help=f"draw {GALLERY} crops to asset/other_labs_gallery.png (outlines "
-                             "only) and bench_runs/other_labs_gallery_private.png (with the crops)")
-    args = parser.parse_args()
+    p = parser(__doc__, data=DATA / "wbc-cellavision", assets=False)
+    p.add_argument("--model", default="pretrained")
+    p.add_argument("--cell-diameter", type=lambda text: text if text == "auto" else float(text),
+                   default="auto", help='[infer] cell_diameter: "auto" (the default), or pixels '
+                                        '(0: the images as given)')
+    p.add_argument("--tag", default="", help="suffix for the result files")
+    p.add_argument("--gallery", action="store_true",
+                   help=f"draw {GALLERY} crops to asset/other_labs_gallery.png (outlines only) "
+                        "and bench_runs/other_labs_gallery_private.png (with the crops)")
+    args = parse(p)
     cfg = load_for_model(ROOT / "train_eval_infer.config", args.model)
     files = list_images(f"{args.data}/images")
     c = cfg.infer
@@ -109,15 +101,14 @@ def main():
         rgb, truth = read_rgb(path), read_rgb(f"{args.data}/masks/{path.stem}.png")[..., 0]
         (mask,) = predict_masks(model, [rgb], cfg.model, cfg.train.batch_size, cfg.infer.tiled,
                                 scale)
-        colour_rule = (rgb[..., 2].astype(int) - rgb[..., 1]) > 65
+        colour_rule = blue_minus_green(rgb) > COLOUR_RULE
         for name, pred in zip(rows, (mask, colour_rule, truth == 255)):
             rows[name].append(score(pred, truth, cfg.infer))
         if args.gallery and path.stem in show:
             tiles.append(gallery_tile(rgb, mask, truth, cfg.infer, path.stem))
-    for index, target in enumerate((ROOT / "asset" / "other_labs_gallery.png",
-                                    ROOT / "bench_runs" / "other_labs_gallery_private.png")):
-        if tiles:
-            write_png(target, np.concatenate([tile[index] for tile in tiles], axis=1))
+    write_pictures([t[0] for t in tiles], [t[1] for t in tiles], ROOT / "asset" /
+                   "other_labs_gallery.png", ROOT / "bench_runs" / "other_labs_gallery_private.png",
+                   axes=(1, 1))
     table = ["| method | images | found | Dice, whole cell | Dice, nucleus | false cells | "
              "count error |", "|---" * 7 + "|"]
     summary = {n: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for n, rs in rows.items()}
@@ -125,8 +116,7 @@ def main():
         table.append(f"| {name} | {len(rows[name])} | {s['found']:.2f} | {s['dice_whole']:.3f} | "
                      f"{s['dice_nucleus']:.3f} | {s['false_cells']:.2f} | {s['count_error']:.2f} |")
     print("\n".join(table))
-    out = ROOT / "benchmarks" / "results" / ("other_labs_cellavision" + result_suffix(
-        args.cell_diameter) + args.tag)
+    out = args.out / ("other_labs_cellavision" + result_suffix(args.cell_diameter) + args.tag)
     write_json(f"{out}.json", {"data": str(args.data), "model": str(args.model),
                                "cell_diameter": args.cell_diameter, "scale": scale,
                                "cells_taken_as_px": read, "expert_median_px": truth_sizes,

@@ -8,16 +8,14 @@ a per-category table (truth_audit.md), and draws a gallery per reason: with each
 in the scratch folder (dataset images are never copied into the project), and as masks only,
 truth | stain rule, in asset/.
 """
-import argparse
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 
-from common import ROOT
+from common import DATA, caption, parse, parser, write_pictures
 
-from allseg.data.images import read_mask, read_rgb, write_png  # noqa: E402  (common puts the project on sys.path)
+from allseg.data.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
 from allseg.data.pairing import find_category_pairs  # noqa: E402
 from allseg.data.truth_audit import REASONS, audit_csv, audit_pairs, stained_cells  # noqa: E402
 from allseg.core.files import write_text  # noqa: E402
@@ -62,26 +60,16 @@ def gallery(rows, pairs_by_file, reason, public_path, private_path):
         pair = pairs_by_file[r["file"]]
         rgb = read_rgb(pair.image)
         row = np.concatenate([gray(read_mask(pair.mask)), gray(stained_cells(rgb))], axis=1)
-        label = (f"{r['category']} {r['file'][-12:]} truth {r['truth_fraction']:.1%} rule "
-                 f"{r['stain_fraction']:.1%} holes {r['hole_fraction']:.0%} "
-                 f"Dice {r['stain_dice']:.2f}")
-        cv2.putText(row, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (255, 255, 0), 1,
-                    cv2.LINE_AA)
-        public.append(row)
+        public.append(caption(row, f"{r['category']} {r['file'][-12:]} truth "
+                                   f"{r['truth_fraction']:.1%} rule {r['stain_fraction']:.1%} holes "
+                                   f"{r['hole_fraction']:.0%} Dice {r['stain_dice']:.2f}", 0.38))
         private.append(np.concatenate([rgb, row], axis=1))
-    for parts, target in ((public, public_path), (private, private_path)):
-        if parts:
-            write_png(target, np.concatenate(parts, 0))
+    write_pictures(public, private, public_path, private_path)
     return [r["file"] for r in chosen]
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "leukemia-all")
-    parser.add_argument("--scratch", type=Path, default=ROOT / "bench_runs" / "truth_audit")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--assets", type=Path, default=ROOT / "asset")
-    args = parser.parse_args()
+    args = parse(parser(__doc__, data=DATA / "leukemia-all", scratch="truth_audit"))
     if not (args.data / "Original").is_dir():
         raise SystemExit(f"{args.data}: no Original/ folder there; pass --data with the dataset")
 
@@ -94,12 +82,9 @@ def main():
     print(text)
     for reason, why in REASONS.items():
         print(f"- {reason}: {why}")
-
-    for folder in (args.out, args.assets, args.scratch):
-        folder.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "truth_audit.csv", audit_csv(rows))
     write_text(args.out / "truth_audit.md",
-        text + "\n\n" + "\n".join(f"- {r}: {why}" for r, why in REASONS.items()) + "\n")
+               text + "\n\n" + "\n".join(f"- {r}: {why}" for r, why in REASONS.items()) + "\n")
     by_file = {p.image.name: p for p in pairs}
     shown = {reason: gallery(rows, by_file, reason, args.assets / f"truth_audit_{reason}.png",
                              args.scratch / f"truth_audit_{reason}_with_images.png")
