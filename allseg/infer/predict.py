@@ -17,15 +17,22 @@ TILE_OVERLAP = 1 / 8
 
 
 def predict_probabilities(model, images, tta_flips=False):
-    """Foreground probabilities (N, H, W) at the model's size; with tta_flips, the mean over the
-    image and its horizontal, vertical and double flips (each flipped back)."""
+    """Foreground (whole-cell) probabilities (N, H, W) at the model's size; with tta_flips, the
+    mean over the image and its horizontal, vertical and double flips (each flipped back)."""
+    return predict_channels(model, images, tta_flips)[..., 0]
+
+
+def predict_channels(model, images, tta_flips=False):
+    """predict_probabilities for every output channel, (N, H, W, C): the whole cell first, then
+    the nucleus for a model that learned both."""
     images = np.asarray(images)
     if not tta_flips:
-        return model.predict_on_batch(images)[..., 0]
-    total = np.zeros(images.shape[:3], np.float32)
+        return np.asarray(model.predict_on_batch(images))
+    total = None
     for axes in ((), (2,), (1,), (1, 2)):  # as is, left-right, up-down, both
-        prob = model.predict_on_batch(np.ascontiguousarray(np.flip(images, axes)))[..., 0]
-        total += np.flip(prob, axes)
+        prob = np.flip(np.asarray(model.predict_on_batch(
+            np.ascontiguousarray(np.flip(images, axes)))), axes)
+        total = prob if total is None else total + prob
     return total / 4
 
 
@@ -55,35 +62,54 @@ def needs_tiles(rgb, m, tiled="auto", scale=1.0):
 
 
 def predict_masks(model, rgbs, m, batch_size=None, tiled="auto", scale=1.0, show_tiles=False):
-    """Boolean masks, each at its own image's size, for RGB images of any size, using the
-    [model] section ``m`` for the input size and the prediction settings. Images that need_tiles
-    are segmented at their own resolution, tile by tile; the others are resized to the model's
-    input and their masks back. scale != 1 (scale.resampling's factor): each image resized by
-    it, predicted tile by tile, the probabilities resized back to the image's size; min_area
-    counts pixels at the model's scale. show_tiles: a progress bar over the tiles of an image
-    too large to share its batch."""
+    """Boolean whole-cell masks, each at its own image's size: predict_cells' first channel."""
+    return [cells[..., 0] for cells in predict_cells(model, rgbs, m, batch_size, tiled, scale,
+                                                     show_tiles)]
+
+
+def predict_cells(model, rgbs, m, batch_size=None, tiled="auto", scale=1.0, show_tiles=False):
+    """Boolean masks (H, W, C), each at its own image's size, for RGB images of any size, using
+    the [model] section ``m`` for the input size and the prediction settings: channel 0 the whole
+    cells, channel 1 (a model with two classes) their nuclei, kept inside them. Images that
+    need_tiles are segmented at their own resolution, tile by tile; the others are resized to
+    the model's input and their masks back. scale != 1 (scale.resampling's factor): each image
+    resized by it, predicted tile by tile, the probabilities resized back to the image's size;
+    min_area counts pixels at the model's scale. show_tiles: a progress bar over the tiles of
+    an image too large to share its batch."""
     masks = [None] * len(rgbs)
     whole = [i for i, rgb in enumerate(rgbs) if not needs_tiles(rgb, m, tiled, scale)]
     if whole:
         x = np.stack([resize_image(rgbs[i], m.image_height, m.image_width) for i in whole])
-        probs = predict_probabilities(model, _pad_batch(x, batch_size), m.tta_flips)
+        probs = predict_channels(model, _pad_batch(x, batch_size), m.tta_flips)
         for i, prob in zip(whole, probs):
-            masks[i] = to_mask(prob, *rgbs[i].shape[:2], m.min_area, m.threshold)
+            masks[i] = _cells(prob, rgbs[i].shape[:2], m.threshold, m.min_area)
     min_area = max(0, round(m.min_area / scale ** 2))
     rest = [i for i, mask in enumerate(masks) if mask is None]
     for group in pixel_groups([rgbs[i] for i in rest], scale):
         indices = [rest[k] for k in group]
         if len(indices) == 1 and scale == 1.0 and _pixels(rgbs[indices[0]]) > TILED_PIXELS:
             # A scan: thresholded strip by strip, never a full-size float map (bounded memory)
-            masks[indices[0]] = remove_small_components(
-                predict_mask_in_strips(model, rgbs[indices[0]], m, batch_size, show_tiles),
-                min_area)
+            found = predict_mask_in_strips(model, rgbs[indices[0]], m, batch_size, show_tiles)
+            masks[indices[0]] = _cells(found, found.shape[:2], None, min_area)
             continue
         probs = predict_tiled_many(model, [resize_by(rgbs[i], scale) for i in indices], m,
                                    batch_size)
         for i, prob in zip(indices, probs):
-            masks[i] = remove_small_components(
-                resize_probability(prob, *rgbs[i].shape[:2]) > m.threshold, min_area)
+            masks[i] = _cells(prob, rgbs[i].shape[:2], m.threshold, min_area)
+    return masks
+
+
+def _cells(prob, shape, threshold, min_area):
+    """(H, W, C) masks from (h, w, C) probabilities (threshold None: masks already, changed in
+    place): each channel brought to shape and thresholded, specks under min_area dropped from
+    the cells, and the nuclei kept inside what is left of them."""
+    masks = prob if threshold is None else np.empty((*shape, prob.shape[-1]), bool)
+    for c in range(prob.shape[-1]):
+        channel = prob[..., c] if threshold is None else resize_probability(
+            prob[..., c], *shape) > threshold
+        masks[..., c] = remove_small_components(channel, min_area) if c == 0 else channel
+    if masks.shape[-1] > 1:
+        masks[..., 1:] &= masks[..., :1]
     return masks
 
 
@@ -149,33 +175,36 @@ def tile_boxes(image, th, tw):
 
 
 def predict_tiles(model, images, boxes, m, batch_size=None):
-    """(box, probability) for each box (i, y, x): the model-size tile of images[i] at (y, x),
+    """(box, probabilities (th, tw, C)) for each box (i, y, x): the model-size tile of images[i] at (y, x),
     predicted in full batches, in the order given."""
     th, tw = m.image_height, m.image_width
     step = batch_size or 1
     for start in range(0, len(boxes), step):
         chunk = boxes[start:start + step]
         tiles = np.stack([images[i][y:y + th, x:x + tw] for i, y, x in chunk])
-        yield from zip(chunk, predict_probabilities(model, _pad_batch(tiles, batch_size),
-                                                    m.tta_flips))
+        yield from zip(chunk, predict_channels(model, _pad_batch(tiles, batch_size),
+                                               m.tta_flips))
 
 
 def predict_tiled(model, rgb, m, batch_size=None):
     """Foreground probability at the image's own size from overlapping model-size tiles,
     blended with tile_window; an image smaller than a tile is mirror-padded first."""
-    return predict_tiled_many(model, [rgb], m, batch_size)[0]
+    return predict_tiled_many(model, [rgb], m, batch_size)[0][..., 0]
 
 
 def predict_tiled_many(model, rgbs, m, batch_size=None):
-    """predict_tiled for several images, their tiles predicted together in full batches (a
-    folder of small images then costs one model call a batch, not one an image)."""
+    """Every channel's probabilities (H, W, C) for several images, as predict_tiled blends
+    them, their tiles predicted together in full batches (a folder of small images then costs
+    one model call a batch, not one an image)."""
     th, tw = m.image_height, m.image_width
     padded = [_pad_to_tile(rgb, th, tw) for rgb in rgbs]
     boxes = [(i, y, x) for i, image in enumerate(padded) for y, x in tile_boxes(image, th, tw)]
-    window = tile_window(th, tw)
-    totals = [np.zeros(image.shape[:2], np.float32) for image in padded]
-    weights = [np.zeros(image.shape[:2], np.float32) for image in padded]
+    window = tile_window(th, tw)[..., None]
+    totals, weights = [None] * len(padded), [np.zeros(image.shape[:2] + (1,), np.float32)
+                                             for image in padded]
     for (i, y, x), prob in predict_tiles(model, padded, boxes, m, batch_size):
+        if totals[i] is None:
+            totals[i] = np.zeros(padded[i].shape[:2] + prob.shape[-1:], np.float32)
         totals[i][y:y + th, x:x + tw] += prob * window
         weights[i][y:y + th, x:x + tw] += window
     return [(total / weight)[:rgb.shape[0], :rgb.shape[1]]
@@ -183,34 +212,35 @@ def predict_tiled_many(model, rgbs, m, batch_size=None):
 
 
 def predict_mask_in_strips(model, rgb, m, batch_size=None, show_tiles=False):
-    """The thresholded mask of predict_tiled(model, rgb, m) > m.threshold, for an image of any
-    size in memory for one strip of tiles: tiles are blended into a buffer one tile high, and
-    the rows that no later tile reaches are thresholded and leave it. A 116 MP scan then holds
-    its RGB image, its boolean mask and a few MB of floats, not 1 GB of them."""
+    """The masks (H, W, C) of predict_tiled_many's probabilities > m.threshold, for an image of
+    any size in memory for one strip of tiles: tiles are blended into a buffer one tile high,
+    and the rows that no later tile reaches are thresholded and leave it. A 116 MP scan then
+    holds its RGB image, its boolean masks and a few MB of floats, not 1 GB of them."""
     th, tw = m.image_height, m.image_width
     image = _pad_to_tile(rgb, th, tw)
     height, width = rgb.shape[:2]
     boxes = [(0, y, x) for y, x in tile_boxes(image, th, tw)]
-    window = tile_window(th, tw)
-    mask = np.zeros((height, width), bool)
+    window = tile_window(th, tw)[..., None]
+    mask, total = None, None
     top = 0  # the image row of the buffers' first row
-    total = np.zeros((th, image.shape[1]), np.float32)
-    weight = np.zeros_like(total)
+    weight = np.zeros((th, image.shape[1], 1), np.float32)
     progress = Progbar(len(boxes), unit_name="tile") if show_tiles else None
 
     def finish(rows):  # rows [top, top + rows) are final: threshold them into the mask
         done = slice(top, min(top + rows, height))
         mask[done] = (total[:rows] / weight[:rows])[:done.stop - done.start, :width] > m.threshold
 
+    def shifted(buffer, rows):  # the buffer moved up by rows, zeros below
+        return np.concatenate([buffer[rows:], np.zeros_like(buffer[:rows])])
+
     for count, ((_, y, x), prob) in enumerate(predict_tiles(model, [image], boxes, m,
                                                             batch_size), start=1):
+        if total is None:
+            total = np.zeros(weight.shape[:2] + prob.shape[-1:], np.float32)
+            mask = np.zeros((height, width, prob.shape[-1]), bool)
         if y > top:  # a new row of tiles: no tile starts above y any more
             finish(y - top)
-            total = np.concatenate([total[y - top:], np.zeros((y - top, total.shape[1]),
-                                                              np.float32)])
-            weight = np.concatenate([weight[y - top:], np.zeros((y - top, weight.shape[1]),
-                                                                np.float32)])
-            top = y
+            total, weight, top = shifted(total, y - top), shifted(weight, y - top), y
         total[:, x:x + tw] += prob * window
         weight[:, x:x + tw] += window
         if progress is not None and (count % (batch_size or 1) == 0 or count == len(boxes)):

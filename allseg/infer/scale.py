@@ -137,7 +137,7 @@ def cell_diameter_at(model, rgbs, cfg, scale):
     these images resized by scale, pooled; 0.0 when it finds fewer than MIN_CELLS."""
     m, masks = cfg.model, []
     for group in pixel_groups(rgbs, scale):
-        masks += [prob > m.threshold for prob in predict_tiled_many(
+        masks += [prob[..., 0] > m.threshold for prob in predict_tiled_many(
             model, [resize_by(rgbs[i], scale) for i in group], m, cfg.train.batch_size)]
     return median_cell_diameter(masks, *cell_settings(cfg.infer), min_cells=MIN_CELLS)
 
