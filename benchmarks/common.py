@@ -114,8 +114,7 @@ def cell_summary(preds_and_truths, c, scale=1.0):
 
 def caption(image, text, scale=0.4, y=14):
     import cv2
-    cv2.putText(image, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 0), 1,
-                cv2.LINE_AA)
+    cv2.putText(image, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 0), 1, cv2.LINE_AA)
     return image
 
 

@@ -30,8 +30,7 @@ ENGINES = ("keras", "openvino", "litert")  # inference rows beside plain
 # ---------------------------------------------------------------- what is measured, per process
 
 def conv_flops(model):
-    """Forward FLOPs per image of the convolutions (multiply and add counted as 2), which are
-    nearly all of a U-Net's arithmetic."""
+    """Forward FLOPs per image of the convolutions (a multiply-add counts 2): nearly all of it."""
     from keras import layers
     total = 0
     for layer in model.layers:
@@ -321,7 +320,8 @@ def main():
     parser.add_argument("--images", type=int, help="N: images per training run (4N for memory)")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS))
     parser.add_argument("--scratch", type=Path, default=ROOT / "bench_runs" / "throughput")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, help="default benchmarks/results; --quick: --scratch, "
+                        "since a smoke run's figures are no result")
     parser.add_argument("--worker", choices=["train", "save_model", "infer", "forward"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--approach", help=argparse.SUPPRESS)
@@ -339,9 +339,8 @@ def main():
     results = {name: bench_config(name, CONFIGS[name], n, 2 if args.quick else 3, args.scratch,
                                   auto_engine) for name in configs}
     head = "seed" if "seed" in results else configs[0]
-    report = {**{k: results[head][k] for k in ("train_speedup", "infer_speedup",
-                                               "infer_best_speedup")},
-              "infer_engine": auto_engine,
+    keys = ("train_speedup", "infer_speedup", "infer_best_speedup")
+    report = {**{k: results[head][k] for k in keys}, "infer_engine": auto_engine,
               "memory_growth_4x": results[head]["memory"]["pipeline"]["growth_4x"],
               "headline_config": head, "quick": args.quick, "machine": machine(),
               "configs": results, "wall_seconds": time.perf_counter() - start}
@@ -352,10 +351,12 @@ def main():
           f"{report['memory_growth_4x']:.2f} ({head} config); "
           f"{report['wall_seconds'] / 60:.1f} min")
     from allseg.core.files import write_json, write_text
-    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out or (args.scratch if args.quick else ROOT / "benchmarks" / "results")
+    out.mkdir(parents=True, exist_ok=True)
     stem = "throughput_quick" if args.quick else "throughput"
-    write_json(args.out / f"{stem}.json", report)
-    write_text(args.out / f"{stem}.md", text + "\n")
+    write_json(out / f"{stem}.json", report)
+    write_text(out / f"{stem}.md", text + "\n")
+    print(f"Wrote {out / stem}.json and .md")
 
 
 if __name__ == "__main__":
