@@ -107,6 +107,21 @@ def test_a_three_level_mask_gives_whole_cells_and_nuclei(tmp_path):
                                         "and nucleus): 2 cells")
 
 
+def test_a_three_level_mask_with_a_few_stray_values_counts_each_as_its_nearest_level(tmp_path):
+    """Drawing tools leave a few pixels of other values (five of the shared CellaVision masks
+    hold 1 to 179): the mask is still three-level, each value read as the nearest level."""
+    cells, nuclei = disc((12, 15), 8), disc((12, 15), 4)
+    values = np.where(nuclei, 255, np.where(cells, 128, 0)).astype(np.uint8)
+    values[0, 0], values[12, 15], values[12, 21] = 7, 200, 90  # background, nucleus, cytoplasm
+    write_image(tmp_path / "images", "a")
+    write_mask(tmp_path / "masks", "a.png", values)
+    lab_mask = read_one(tmp_path)
+    assert lab_mask.format == THREE_LEVEL and lab_mask.cells == 1
+    assert np.array_equal(lab_mask.labels > 0, cells) and np.array_equal(lab_mask.nucleus, nuclei)
+    values[20:30, 30:40] = 60  # 100 more pixels are no strays: many values, read as cell ids
+    assert detect_mask_format(values, "b.png") == LABELS
+
+
 def test_16_bit_labels_keep_touching_cells_apart(tmp_path):
     left, right = rectangle(5, 5, 30, 25), rectangle(5, 25, 30, 50)  # sharing an edge
     values = np.zeros(SHAPE, np.uint16)

@@ -31,6 +31,7 @@ DESCRIPTIONS = {
     LABELS: "instance labels: one id per cell, no nucleus",
 }
 CYTOPLASM, NUCLEUS = 128, 255
+STRAY_FRACTION = 0.005  # of a three-level mask's pixels may hold other values (snapped to a level)
 RASTER_MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
 GEOJSON_EXTENSION = ".geojson"
 # Listed so that a JPEG mask gets its own message rather than "image without mask".
@@ -89,7 +90,7 @@ def detect_mask_format(values: np.ndarray, path) -> str:
         return BINARY if present == {0, np.iinfo(values.dtype).max} else LABELS
     if present <= {0, 1} or present <= {0, 255}:
         return BINARY
-    if present <= {0, CYTOPLASM, NUCLEUS}:
+    if present <= {0, CYTOPLASM, NUCLEUS} or _three_level_with_strays(values, present):
         return THREE_LEVEL
     if len(present) > 3:
         return LABELS
@@ -101,13 +102,25 @@ def detect_mask_format(values: np.ndarray, path) -> str:
                     "three values); save a class map as 0/128/255, or cell ids as 16-bit")
 
 
+def _three_level_with_strays(values, present):
+    """An 8-bit mask of 0, 128 and 255 but for a few stray pixels of other values, as drawing
+    and editing tools leave them (5 of the 100 CellaVision masks hold 1 to 179 such pixels)."""
+    return (values.dtype == np.uint8 and {CYTOPLASM, NUCLEUS} <= present
+            and np.count_nonzero(~np.isin(values, (0, CYTOPLASM, NUCLEUS)))
+            <= STRAY_FRACTION * values.size)
+
+
 def cells_from_values(values: np.ndarray, mask_format: str):
-    """(int32 labels, nucleus or None) of a raster mask of the given format."""
+    """(int32 labels, nucleus or None) of a raster mask of the given format; in a three-level
+    mask each value counts as the level nearest it."""
     if mask_format == LABELS:
         labels, _, _ = segmentation.relabel_sequential(values.astype(np.int64))
         return labels.astype(np.int32), None
-    labels = measure.label(values > 0, connectivity=2).astype(np.int32)
-    return labels, (values == NUCLEUS if mask_format == THREE_LEVEL else None)
+    if mask_format == THREE_LEVEL:
+        cell, nucleus = values >= CYTOPLASM // 2, values > (CYTOPLASM + NUCLEUS) // 2
+    else:
+        cell, nucleus = values > 0, None
+    return measure.label(cell, connectivity=2).astype(np.int32), nucleus
 
 
 def read_lab_mask(image_path, mask_path) -> LabMask:
