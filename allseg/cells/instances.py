@@ -175,6 +175,10 @@ MEASUREMENTS = ("cell", "area_px", "perimeter_px", "equivalent_diameter_px", "ci
 # With the pixel size known: the same lengths in micrometres, the area in square micrometres.
 PHYSICAL = {"area_um2": ("area_px", 2), "perimeter_um": ("perimeter_px", 1),
             "equivalent_diameter_um": ("equivalent_diameter_px", 1)}
+# With nuclei (a model with two classes): the nucleus's pixels inside the cell and its share of
+# the cell's area (the N:C ratio haematologists read); in square micrometres with the pixel size.
+NUCLEUS_MEASUREMENTS = ("nucleus_area_px", "nc_ratio")
+NUCLEUS_PHYSICAL = {"nucleus_area_um2": ("nucleus_area_px", 2)}
 
 
 # A pixel's outline as skimage's convex hull sees it: the middle of each of its four edges.
@@ -202,10 +206,12 @@ def eccentricity(image):
     return math.sqrt(1 - minor / major) if major else 0.0
 
 
-def measure_cells(labels, rgb, pixel_size_um=0.0):
+def measure_cells(labels, rgb, pixel_size_um=0.0, nucleus=None):
     """One dict per cell (in label order) with the MEASUREMENTS; lengths in pixels, and with
-    pixel_size_um > 0 (the side of a pixel in micrometres) the PHYSICAL ones too. The bounding
-    box is [row0, row1) x [col0, col1). Area counts the cell's pixels in the mask. Perimeter and
+    pixel_size_um > 0 (the side of a pixel in micrometres) the PHYSICAL ones too. Given a boolean
+    nucleus mask, the NUCLEUS_MEASUREMENTS too (and NUCLEUS_PHYSICAL with the pixel size): the
+    nucleus of a cell is the nucleus mask within its label. The bounding box is
+    [row0, row1) x [col0, col1). Area counts the cell's pixels in the mask. Perimeter and
     circularity (4*pi*area/perimeter^2, with holes filled: about 1 for a disc, lower for ragged or
     elongated cells; on a pixel grid a disc scores a little under or over 1) describe the cell's
     outline: a pinhole left by the threshold would otherwise add its rim to the perimeter (two
@@ -230,10 +236,21 @@ def measure_cells(labels, rgb, pixel_size_um=0.0):
             "bbox_row0": r0, "bbox_col0": c0, "bbox_row1": r1, "bbox_col1": c1,
             "touches_border": bool(r0 == 0 or c0 == 0 or r1 == height or c1 == width),
         })
+        if nucleus is not None:
+            rows[-1].update(nucleus_measurements(region, nucleus))
         if pixel_size_um > 0:
+            physical = {**PHYSICAL, **(NUCLEUS_PHYSICAL if nucleus is not None else {})}
             rows[-1].update({name: round(rows[-1][px] * pixel_size_um ** power, 3)
-                             for name, (px, power) in PHYSICAL.items()})
+                             for name, (px, power) in physical.items()})
     return rows
+
+
+def nucleus_measurements(region, nucleus):
+    """A cell's nucleus area and N:C ratio (nucleus area / cell area, 0 with no nucleus pixels),
+    counted within the cell's bounding box: a scan holds thousands of cells."""
+    r0, c0, r1, c1 = region.bbox
+    area = int(np.count_nonzero(nucleus[r0:r1, c0:c1][region.image]))
+    return {"nucleus_area_px": area, "nc_ratio": round(area / region.area, 4)}
 
 
 def median_cell_diameter(masks, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX,
@@ -267,7 +284,10 @@ def counts_csv(rows):
     return _csv(["file", "cells", "foreground_fraction", "cell_areas_px"], rows)
 
 
-def cells_csv(rows, physical=False):
+def cells_csv(rows, physical=False, nuclei=False):
     """rows: measure_cells rows, each with a "file" added in front; physical: with the
-    micrometre columns (measured with a pixel size)."""
-    return _csv(["file", *MEASUREMENTS, *(PHYSICAL if physical else ())], rows)
+    micrometre columns (measured with a pixel size); nuclei: with the nucleus columns (measured
+    with a nucleus mask). Without nuclei the columns are those written before nuclei existed."""
+    fields = ["file", *MEASUREMENTS, *(NUCLEUS_MEASUREMENTS if nuclei else ()),
+              *(PHYSICAL if physical else ()), *(NUCLEUS_PHYSICAL if physical and nuclei else ())]
+    return _csv(fields, rows)
