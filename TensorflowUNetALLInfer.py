@@ -1,4 +1,5 @@
-"""Segment every image in a folder, each at its own size: masks, cell labels, overlays, counts.
+"""Segment every image in a folder, each at its own size: masks, cell labels, overlays, counts,
+QuPath GeoJSON (and nuclei, for a model that learned them).
 
     python TensorflowUNetALLInfer.py [CONFIG] [--model pretrained|PATH]
                                      [--images DIR] [--output DIR] [--pixel-size-um UM]
@@ -22,8 +23,10 @@ def main(args):
     use_command_line(cfg, args.images, args.output, args.pixel_size_um)
     written, skipped, failed = infer(cfg)
     c = cfg.infer
-    print(f"Wrote {len(written)} masks to {c.output_dir}, overlays to {c.overlay_dir}, "
-          f"montage {c.montage}; {describe_left_out(skipped)}; {len(failed)} unreadable image(s)")
+    nuclei = f", nuclei to {c.nuclei_dir}" if cfg.model.num_classes == 2 else ""
+    print(f"Wrote {len(written)} masks to {c.output_dir}{nuclei}, overlays to {c.overlay_dir}, "
+          f"QuPath GeoJSON to {c.geojson_dir}, montage {c.montage}; "
+          f"{describe_left_out(skipped)}; {len(failed)} unreadable image(s)")
     for path, why in failed:
         print(f"  unreadable: {why}")
     if failed and not written:
@@ -36,8 +39,9 @@ def arguments():
     parser.add_argument("--images", metavar="DIR", help="the folder of images to segment "
                         "(instead of [infer] images_dir)")
     parser.add_argument("--output", metavar="DIR", help="where every output goes: DIR/masks, "
-                        "DIR/labels, DIR/overlays, DIR/montage.png, DIR/cell_counts.csv, "
-                        "DIR/cells.csv (instead of the config's [infer] places)")
+                        "DIR/labels, DIR/overlays, DIR/geojson, DIR/nuclei (a model with "
+                        "nuclei), DIR/montage.png, DIR/cell_counts.csv, DIR/cells.csv (instead "
+                        "of the config's [infer] places)")
     parser.add_argument("--pixel-size-um", type=float, metavar="UM",
                         help="the side of one pixel in micrometres: the cells CSV adds areas "
                         "and lengths in um (instead of [infer] pixel_size_um)")

@@ -14,7 +14,8 @@ def test_inference_refuses_outputs_inside_the_input_folder(tmp_path):
     images.mkdir()
     outside = {"output_dir": tmp_path / "out", "overlay_dir": tmp_path / "overlay",
                "labels_dir": tmp_path / "labels", "montage": tmp_path / "montage.png",
-               "cell_counts": tmp_path / "counts.csv", "cells_csv": tmp_path / "cells.csv"}
+               "cell_counts": tmp_path / "counts.csv", "cells_csv": tmp_path / "cells.csv",
+               "geojson_dir": tmp_path / "geojson", "nuclei_dir": tmp_path / "nuclei"}
     _check_folders(SimpleNamespace(images_dir=images, **outside))
     for name in outside:
         inside = images / "sub" if name.endswith("_dir") else images / "file.out"

@@ -84,7 +84,10 @@ SCHEMA = {
         "image_width": integer(8, 8192),
         "image_height": integer(8, 8192),
         "image_channels": Key(int, REQUIRED, lambda v: v == 3, "3 (RGB)"),
-        "num_classes": Key(int, REQUIRED, lambda v: v == 1, "1 (one sigmoid output: blast or not)"),
+        # The model's sigmoid outputs: 1, whole cells; 2, whole cells and their nuclei (a lab's
+        # own outlines with nuclei), which inference writes as nuclei masks and N:C ratios.
+        "num_classes": Key(int, REQUIRED, lambda v: v in (1, 2),
+                           "1 or 2 (1: whole cells; 2: whole cells and their nuclei)"),
         "base_filters": integer(1, 256),
         "num_layers": integer(1, 8),
         "dropout_rate": number(0.0, 1.0, hi_open=True),
@@ -176,6 +179,10 @@ SCHEMA = {
         # Per-cell measurements and 16-bit cell label PNGs; by default beside output_dir.
         "cells_csv": path(default=None),
         "labels_dir": path(default=None),
+        # QuPath GeoJSON of each image's cells (every model), and the nuclei masks of a model
+        # with two classes; by default beside output_dir.
+        "geojson_dir": path(default=None),
+        "nuclei_dir": path(default=None),
         # Images larger than the model's input (once resampled): True or "auto" segment them
         # at their own resolution, tile by tile; False shrinks them to the input, as the seed did.
         "tiled": auto_flag(),
@@ -308,7 +315,8 @@ def _derive_defaults(infer):
     base = infer.output_dir.rstrip("/\\")
     for key, suffix in (("cells_csv", "_cells.csv"), ("labels_dir", "_labels"),
                         ("overlay_dir", "_overlay"), ("montage", "_montage.png"),
-                        ("cell_counts", "_cell_counts.csv")):
+                        ("cell_counts", "_cell_counts.csv"), ("geojson_dir", "_geojson"),
+                        ("nuclei_dir", "_nuclei")):
         if getattr(infer, key) is None:
             setattr(infer, key, base + suffix)
 

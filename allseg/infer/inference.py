@@ -3,6 +3,7 @@ from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 from keras.utils import Progbar
 
 from allseg.cells.instances import cell_settings, cells_csv, counts_csv
@@ -11,8 +12,8 @@ from allseg.core.errors import UserError
 from allseg.core.files import make_folder, write_text
 from allseg.data.images import read_rgb, sort_inputs, write_png
 from allseg.infer.engines import load_predictor
-from allseg.infer.outputs import MONTAGE_MAX_IMAGES, montage, write_outputs
-from allseg.infer.predict import TILED_PIXELS, predict_masks
+from allseg.infer.outputs import MONTAGE_MAX_IMAGES, OutputDirs, montage, write_outputs
+from allseg.infer.predict import TILED_PIXELS, predict_cells
 from allseg.infer.scale import resampling
 
 
@@ -39,9 +40,16 @@ def _read_batches(files, batch_size, max_pixels=TILED_PIXELS):
         yield images, errors, covered
 
 
-OUTPUT_KEYS = ("output_dir", "labels_dir", "overlay_dir", "montage", "cell_counts", "cells_csv")
+OUTPUT_KEYS = ("output_dir", "labels_dir", "overlay_dir", "montage", "cell_counts", "cells_csv",
+               "geojson_dir", "nuclei_dir")
 # Where each output goes under --output DIR: all of a run's outputs in one folder.
-OUTPUT_LAYOUT = ("masks", "labels", "overlays", "montage.png", "cell_counts.csv", "cells.csv")
+OUTPUT_LAYOUT = ("masks", "labels", "overlays", "montage.png", "cell_counts.csv", "cells.csv",
+                 "geojson", "nuclei")
+
+
+def output_keys(num_classes):
+    """The OUTPUT_KEYS a model with this many classes writes: nuclei only with two."""
+    return tuple(k for k in OUTPUT_KEYS if k != "nuclei_dir" or num_classes == 2)
 
 
 def use_command_line(cfg, images=None, output=None, pixel_size_um=None):
@@ -69,15 +77,17 @@ def _key(c, name):
     return getattr(c, "given_as", {}).get(name, f"[infer] {name} = ")
 
 
-def _check_folders(c):
+def _check_folders(c, keys=OUTPUT_KEYS):
+    """Refuses, before any work, a missing images_dir and output places (of ``keys``) that
+    cannot be written or lie inside it."""
     images_dir = Path(c.images_dir)
     if not images_dir.is_dir():
         raise UserError(f"{_key(c, 'images_dir')}{images_dir}: folder not found")
-    for name in OUTPUT_KEYS:
+    for name in keys:
         _check_writable_place(f"{_key(c, name)}{getattr(c, name)}", Path(getattr(c, name)),
                               name.endswith("_dir"))
     src = images_dir.resolve()
-    for name in OUTPUT_KEYS:
+    for name in keys:
         folder = Path(getattr(c, name))
         dst = (folder if name.endswith("_dir") else folder.parent).resolve()
         if dst == src or src in dst.parents:
@@ -108,18 +118,33 @@ def describe_left_out(skipped):
                                                              key=lambda kv: (-kv[1], kv[0]))))
 
 
+def _check_classes(masks, m):
+    """Refuses a model whose outputs are not the config's classes: a nuclei model run with a
+    one-class config would lose its nuclei without a word, and the reverse has none to write."""
+    have = masks[0].shape[-1]
+    if have != m.num_classes:
+        raise UserError(f"the model has {have} output channel(s) but [model] num_classes = "
+                        f"{m.num_classes}: use the config the model was trained with (or one "
+                        f"with num_classes = {have})")
+
+
 def infer(cfg, model=None):
-    """Writes masks, overlays and a montage; returns (written, skipped, failed) lists."""
+    """Writes masks, cell labels, overlays, the cells' GeoJSON (and nuclei masks for a model
+    with two classes) and a montage; returns (written, skipped, failed) lists."""
     c, m = cfg.infer, cfg.model
-    _check_folders(c)
+    nuclei = m.num_classes == 2
+    _check_folders(c, output_keys(m.num_classes))
     images_dir = Path(c.images_dir)
-    dirs = (Path(c.output_dir), Path(c.overlay_dir), Path(c.labels_dir))
+    dirs = OutputDirs(Path(c.output_dir), Path(c.overlay_dir), Path(c.labels_dir),
+                      Path(c.geojson_dir), Path(c.nuclei_dir) if nuclei else None)
     model = model or load_predictor(cfg)
     files, skipped = sort_inputs(images_dir)
     for path, reason in skipped:
         print(f"note: skipped {path} ({reason})")
-    for name, folder in zip(("output_dir", "overlay_dir", "labels_dir"), dirs):
-        make_folder(folder, _key(c, name))
+    for name, folder in zip(("output_dir", "overlay_dir", "labels_dir", "geojson_dir",
+                             "nuclei_dir"), dirs):
+        if folder is not None:
+            make_folder(folder, _key(c, name))
 
     batch_size = cfg.train.batch_size
     written, failed, tiles, labels, counts, cells = [], [], [], [], [], []
@@ -157,13 +182,18 @@ def infer(cfg, model=None):
                 failed.append((path, why))
                 print(f"\nerror: {why} (skipped; the other images go on)")
             if images:
-                masks = predict_masks(model, [rgb for _, rgb in images], m, batch_size, c.tiled,
+                masks = predict_cells(model, [rgb for _, rgb in images], m, batch_size, c.tiled,
                                       scale, show_tiles=True)
-                for (path, rgb), mask in zip(images, masks):
+                _check_classes(masks, m)
+                for (path, rgb), channels in zip(images, masks):
                     want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
+                    # Each channel contiguous for the PNG encoder; the whole cells first
+                    mask = np.ascontiguousarray(channels[..., 0])
+                    nucleus = np.ascontiguousarray(channels[..., 1]) if nuclei else None
                     writes.append((path, mask.size, pool.submit(
                         write_outputs, path, rgb, mask, dirs, want_tile, cell_keys,
-                        c.pixel_size_um)))
+                        c.pixel_size_um, nucleus)))
+                del masks, channels  # a scan's masks: only the channels above are kept
             # Bounds the images held in memory: a few batches of small ones, or one scan
             while writes and (len(writes) > 2 * batch_size
                               or sum(pixels for _, pixels, _ in writes) > TILED_PIXELS):
@@ -176,7 +206,7 @@ def infer(cfg, model=None):
         make_folder(Path(c.cell_counts).parent, _key(c, "cell_counts"))
         write_text(c.cell_counts, counts_csv(counts))
         make_folder(Path(c.cells_csv).parent, _key(c, "cells_csv"))
-        write_text(c.cells_csv, cells_csv(cells, physical=c.pixel_size_um > 0))
+        write_text(c.cells_csv, cells_csv(cells, physical=c.pixel_size_um > 0, nuclei=nuclei))
     if tiles:
         make_folder(Path(c.montage).parent, _key(c, "montage"))
         write_png(c.montage, montage(tiles, labels))

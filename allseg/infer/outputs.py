@@ -1,22 +1,30 @@
-"""One image's outputs after prediction: its cells, measurements, overlay and PNGs."""
+"""One image's outputs after prediction: its cells, measurements, overlay, PNGs and GeoJSON."""
+import json
+from pathlib import Path
+from typing import NamedTuple, Optional
+
 import cv2
 import numpy as np
 from scipy import ndimage
 
 from allseg.cells.instances import count_row, label_cells, measure_cells
 from allseg.core.errors import DataError
+from allseg.core.files import write_text
+from allseg.data.geojson import cells_to_geojson
 from allseg.data.images import write_png
 
 OVERLAY_COLOUR = (0, 255, 0)  # RGB
+NUCLEUS_COLOUR = (255, 0, 255)  # RGB: magenta, apart from the green tint and yellow outlines
 OVERLAY_SIDE = 700  # px: the largest image side lines and numbers are sized for
 MONTAGE_TILE = 160
 MONTAGE_MAX_IMAGES = 10
 LABEL_FONT, LABEL_SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.42  # the montage's titles
 
 
-def overlay(rgb, mask, labels=None):
+def overlay(rgb, mask, labels=None, nucleus=None):
     """The image with the mask tinted green; each cell of ``labels`` outlined in yellow and
-    numbered at its centre as in the cells CSV (without labels: the mask's outline)."""
+    numbered at its centre as in the cells CSV (without labels: the mask's outline). Given a
+    nucleus mask (a model with two classes), each cell's nucleus is outlined in thin magenta."""
     out = rgb.copy()
     out[mask] = (0.6 * out[mask] + 0.4 * np.array(OVERLAY_COLOUR)).astype(np.uint8)
     # Lines and numbers grow with the image up to a screen's size, not beyond: past it the image
@@ -35,6 +43,8 @@ def overlay(rgb, mask, labels=None):
         contours, _ = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
                                        offset=(xs.start, ys.start))
         cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
+        if nucleus is not None:  # drawn before the number, which stays readable on top
+            _outline(out, one & nucleus[ys, xs], (ys.start, xs.start), max(1, thickness // 2))
         rows, cols = np.nonzero(one)
         text, at = str(cell), (xs.start + int(cols.mean()) - 4, ys.start + int(rows.mean()) + 4)
         cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2,
@@ -42,6 +52,14 @@ def overlay(rgb, mask, labels=None):
         cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
                     cv2.LINE_AA)
     return out
+
+
+def _outline(out, part, at, thickness):
+    """Outlines a cell's nucleus (a 0/1 image cut out of the image at (row, col) ``at``) in
+    magenta."""
+    contours, _ = cv2.findContours(part.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+                                   offset=(at[1], at[0]))
+    cv2.drawContours(out, contours, -1, NUCLEUS_COLOUR, thickness)
 
 
 def montage_column(*images):
@@ -77,22 +95,43 @@ def fit_label(text, width):
     return text
 
 
-def write_outputs(path, rgb, mask, dirs, want_tile, cell_keys, pixel_size_um):
-    """Writes one image's mask, cell labels and overlay; returns (path, mask path, cell-count
-    row, per-cell rows, montage column or None). cell_keys: cell_settings(), in this image's
+class OutputDirs(NamedTuple):
+    """The folders one image's files go to; nuclei only for a model with two classes."""
+    masks: Path
+    overlays: Path
+    labels: Path
+    geojson: Path
+    nuclei: Optional[Path] = None
+
+
+def write_outputs(path, rgb, mask, dirs, want_tile, cell_keys, pixel_size_um, nucleus=None):
+    """Writes one image's mask, cell labels, overlay and cells' GeoJSON, and with a nucleus mask
+    (a model with two classes) its nuclei PNG; returns (path, mask path, cell-count row, per-cell
+    rows, montage column or None). dirs: OutputDirs; cell_keys: cell_settings(), in this image's
     pixels."""
-    output_dir, overlay_dir, labels_dir = dirs
     labels = label_cells(mask, *cell_keys)
     if labels.max() > np.iinfo(np.uint16).max:
         raise DataError(f"{path}: {labels.max()} cells do not fit a 16-bit label PNG")
     mask_png = mask.view(np.uint8) * np.uint8(255)
-    mask_path = output_dir / f"{path.stem}.png"
+    mask_path = dirs.masks / f"{path.stem}.png"
     write_png(mask_path, mask_png)
-    write_png(labels_dir / f"{path.stem}.png", labels.astype(np.uint16))
-    cells = [{"file": path.name, **row} for row in measure_cells(labels, rgb, pixel_size_um)]
+    if nucleus is not None:
+        write_png(dirs.nuclei / f"{path.stem}.png", nucleus.view(np.uint8) * np.uint8(255))
+    write_png(dirs.labels / f"{path.stem}.png", labels.astype(np.uint16))
+    cells = [{"file": path.name, **row}
+             for row in measure_cells(labels, rgb, pixel_size_um, nucleus)]
+    write_geojson(dirs.geojson / f"{path.stem}.geojson", labels, path.stem, nucleus, cells)
     row = count_row(path.name, labels, mask)
-    shown = overlay(rgb, mask, labels)
+    shown = overlay(rgb, mask, labels, nucleus)
     del labels  # a scan's images are large: each goes once it is written
-    write_png(overlay_dir / f"{path.stem}.png", shown)
+    write_png(dirs.overlays / f"{path.stem}.png", shown)
     tile = montage_column(rgb, mask_png, shown) if want_tile else None
     return path, mask_path, row, cells, tile
+
+
+def write_geojson(target, labels, stem, nucleus, cells):
+    """The image's cells as a QuPath GeoJSON FeatureCollection (File > Import objects), each
+    with its nucleus if it has one and its cells CSV row as measurements. Compact: a scan's
+    file holds thousands of outlines."""
+    collection = cells_to_geojson(labels, stem, nucleus, cells)
+    write_text(target, json.dumps(collection, separators=(",", ":")))
