@@ -1,17 +1,30 @@
-"""Train the U-Net on the [train] pairs of a config.
+"""Train the U-Net on the [train] pairs of a config, or fine-tune a model on a lab's own outlines.
 
     python TensorflowUNetALLTrainer.py [CONFIG]
+    python TensorflowUNetALLTrainer.py --images DIR --masks DIR --output DIR
+                                       [--model pretrained|PATH|none] [--epochs N]
+                                       [--pixel-size-um UM]
+
+The second form starts from the shipped model (--model pretrained, the default), fits it to the
+masks (binary, 0/128/255 with nuclei, 16-bit labels or QuPath GeoJSON, matched to the images by
+file name), scores it against where it started on images it held out, and writes the better one
+to DIR/best_model.keras with its config and card: TensorflowUNetALLInfer.py --model DIR runs it.
 """
 import time
+from pathlib import Path
 
 import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
-from allseg.core.cli import config_parser, run
+from allseg.core.cli import DEFAULT_CONFIG, config_parser, run
 from allseg.core.config import load_config
-from allseg.train.training import train
+from allseg.core.errors import UserError
 
 
-def main(config_path):
-    cfg = load_config(config_path)
+def main(args):
+    if args.images or args.masks or args.output:
+        return fine_tune(args)
+    from allseg.train.training import train
+
+    cfg = load_config(args.config)
     start = time.perf_counter()
     result = train(cfg)
     print(f"Trained {result['epochs_run']} epochs in {time.perf_counter() - start:.0f} s; "
@@ -23,5 +36,43 @@ def main(config_path):
         print(f"  {name:12s} {path}")
 
 
+def fine_tune(args):
+    from allseg.train.finetune import Settings, finetune
+
+    missing = [f"--{name}" for name in ("images", "masks", "output") if not getattr(args, name)]
+    if missing:
+        raise UserError(f"fine-tuning needs --images, --masks and --output; {', '.join(missing)} "
+                        "not given")
+    if args.config != DEFAULT_CONFIG:
+        raise UserError(f"{args.config}: fine-tuning takes no config (its settings come with "
+                        "--model); give either a config or --images/--masks/--output")
+    for name, value, low in (("--epochs", args.epochs, 0), ("--pixel-size-um", args.pixel_size_um, 0)):
+        if value is not None and not value > low:
+            raise UserError(f"{name} {value:g}: allowed: a number above {low}")
+    settings = Settings() if args.epochs is None else Settings(epochs=args.epochs)
+    facts = finetune(Path(args.images), Path(args.masks), Path(args.output), args.model,
+                     settings, args.pixel_size_um)
+    print(f"Wrote {Path(args.output) / 'best_model.keras'} (the {facts['kept']} model), its "
+          f"config and card; segment with: TensorflowUNetALLInfer.py --model {args.output} "
+          "--images DIR --output DIR")
+
+
+def arguments():
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.add_argument("--images", metavar="DIR", help="fine-tune: the lab's images")
+    parser.add_argument("--masks", metavar="DIR", help="fine-tune: their masks, one per image, "
+                        "named as the image (PNG/TIFF/BMP, or <name>.geojson from QuPath)")
+    parser.add_argument("--output", metavar="DIR", help="fine-tune: where the model goes")
+    parser.add_argument("--model", default="pretrained", metavar="pretrained|PATH|none",
+                        help="fine-tune from the shipped model (default), another model the "
+                        "project made, or none (from scratch)")
+    parser.add_argument("--epochs", type=int, help="fine-tune: epochs of 25 batches of random "
+                        "crops (default 60)")
+    parser.add_argument("--pixel-size-um", type=float, metavar="UM",
+                        help="fine-tune: the images' pixel size, kept in the model's config so "
+                        "its cells are measured in um")
+    return parser
+
+
 if __name__ == "__main__":
-    run(main, config_parser(__doc__.splitlines()[0]).parse_args().config)
+    run(main, arguments().parse_args())

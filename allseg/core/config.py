@@ -304,6 +304,8 @@ def load_config(file) -> SimpleNamespace:
         raise ConfigError("\n".join(problems))
 
     cfg = SimpleNamespace(path=file, **{s: SimpleNamespace(**v) for s, v in sections.items()})
+    # Which keys the file gives, as against defaults: a model's own config passes on only those
+    cfg.given = {(s, name) for s in sections for name, _ in parser.items(s)}
     _check_across_keys(cfg)
     _derive_defaults(cfg.infer)
     return cfg

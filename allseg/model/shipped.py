@@ -18,6 +18,9 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
 SHIPPED_MODEL = PRETRAINED_DIR / "leukemia_all.keras"
 # The [infer] keys that define a cell: they travel with the model, as its input size does.
 CELL_KEYS = ("cell_min_area", "cell_split_depth", "cell_split_hole_px")
+# The [infer] keys of the lab a model was fine-tuned for (its cells' size, its pixel size): they
+# travel with the model where its config gives them and the run's config does not.
+LAB_KEYS = ("cell_diameter", "pixel_size_um")
 
 
 def trained_model_path(cfg) -> Path:
@@ -68,6 +71,9 @@ def choose_model(cfg, choice, log=print):
         cfg.model = own.model
         for key in CELL_KEYS:
             setattr(cfg.infer, key, getattr(own.infer, key))
+        for key in LAB_KEYS:
+            if ("infer", key) in own.given and ("infer", key) not in getattr(cfg, "given", ()):
+                setattr(cfg.infer, key, getattr(own.infer, key))
         log(f"Model: {path} (its own settings from {beside.name}: "
             f"{own.model.image_width}x{own.model.image_height} input, threshold "
             f"{own.model.threshold:g}, cells of at least {own.infer.cell_min_area} px)")

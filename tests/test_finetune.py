@@ -1,0 +1,92 @@
+"""Fine-tuning on a lab's own outlines: one command from images and three-level masks to a model
+that the infer script runs, kept only if it beats where it started, and clear errors for what
+cannot be trained on."""
+import configparser
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_script
+
+from allseg.data.synthetic import make_smear
+
+
+def write_lab(folder, count, seed=0):
+    """Synthetic smears with three-level masks: the generator's cells, their nuclei the cells
+    shrunk by 3 px (128 cytoplasm, 255 nucleus)."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for i in range(count):
+        rgb, _, cells = make_smear(np.random.default_rng([seed, i]), ("Early", "Pre")[i % 2])
+        nuclei = cv2.erode(cells.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        cv2.imwrite(str(folder / "images" / f"smear{i:02d}.png"), rgb[..., ::-1])
+        cv2.imwrite(str(folder / "masks" / f"smear{i:02d}.png"),
+                    np.where(nuclei, 255, np.where(cells, 128, 0)).astype(np.uint8))
+    return folder / "images", folder / "masks"
+
+
+def model_config(folder):
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(folder / "best_model.config", encoding="utf-8")
+    return parser
+
+
+def test_from_scratch_the_model_learns_cells_and_nuclei_and_the_infer_script_runs_it(tmp_path):
+    images, masks = write_lab(tmp_path / "lab", 5)
+    proc = run_script("TensorflowUNetALLTrainer.py", "--images", images, "--masks", masks,
+                      "--output", tmp_path / "model", "--model", "none", "--epochs", "1",
+                      "--pixel-size-um", "0.25")
+    out = proc.stdout
+    assert "Read 5 images with 5 masks (three-level 0/128/255: cell and nucleus)" in out, out
+    assert "4 images to train on, 1 held out" in out and "Kept the fine-tuned model" in out, out
+    model = tmp_path / "model"
+    config = model_config(model)
+    assert config["model"]["num_classes"] == "2" and config["infer"]["pixel_size_um"] == "0.25"
+    card = (model / "README.md").read_text(encoding="utf-8")
+    assert "none (from scratch)" in card and "whole cell and nucleus" in card
+    assert (model / "held_out_scores.json").is_file()
+
+    run_script("TensorflowUNetALLInfer.py", "--model", model, "--images", images, "--output",
+               tmp_path / "seg")
+    mask = cv2.imread(str(tmp_path / "seg" / "masks" / "smear00.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (224, 224)
+    header = (tmp_path / "seg" / "cells.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert "area_um2" in header  # the pixel size travelled with the model
+
+
+def test_from_the_shipped_model_the_better_of_the_two_is_kept_and_the_scores_printed(tmp_path):
+    images, masks = write_lab(tmp_path / "lab", 4, seed=1)
+    proc = run_script("TensorflowUNetALLTrainer.py", "--images", images, "--masks", masks,
+                      "--output", tmp_path / "model", "--epochs", "1")
+    out = proc.stdout
+    for row in ("whole_cell_dice", "found", "count_error", "nucleus_dice"):
+        assert row in out, out
+    kept_tuned = "Kept the fine-tuned model" in out
+    assert kept_tuned != ("Kept the START model" in out), out
+    # the file written is the model the verdict names: the start has one output, the fine-tuned two
+    assert model_config(tmp_path / "model")["model"]["num_classes"] == ("2" if kept_tuned else "1")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--masks", "M", "--output", "O"], "--images not given"),
+    (["--images", "I", "--masks", "M", "--output", "O", "--epochs", "0"],
+     "--epochs 0: allowed: a number above 0"),
+    (["--images", "I", "--masks", "M", "--output", "O", "--model", "nowhere.keras"],
+     "--model nowhere.keras: no model file"),
+])
+def test_bad_fine_tuning_arguments_get_one_line(tmp_path, args, message):
+    images, masks = write_lab(tmp_path / "lab", 2)
+    given = {"I": images, "M": masks, "O": tmp_path / "out"}
+    proc = run_script("TensorflowUNetALLTrainer.py", *[given.get(a, a) for a in args],
+                      check=False)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "out" / "best_model.keras").exists()
+
+
+def test_one_image_is_not_enough_to_fine_tune_and_nothing_is_written(tmp_path):
+    images, masks = write_lab(tmp_path / "lab", 1)
+    proc = run_script("TensorflowUNetALLTrainer.py", "--images", images, "--masks", masks,
+                      "--output", tmp_path / "out", check=False)
+    assert proc.returncode == 2 and "fine-tuning needs at least 2" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
