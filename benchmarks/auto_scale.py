@@ -8,19 +8,18 @@ their own size, at the scale auto reads, and at 1/F. Writes benchmarks/results/a
 import argparse
 import time
 
+import cv2
 import numpy as np
 
-from common import ROOT, cell_summary
+from common import ROOT, cell_summary, validation_pairs, write_results
 
 import allseg.core.quiet_start  # noqa: F401  (before TensorFlow starts)
 from allseg.core.config import load_config
-from allseg.core.files import write_json, write_text
 from allseg.data.images import list_images, read_mask, read_rgb
 from allseg.infer.engines import load_predictor
 from allseg.infer.predict import predict_masks
 from allseg.infer.scale import estimate_scale, resampling, sample_evenly, scale_to_use
 from allseg.model.shipped import SHIPPED_MODEL, load_for_model
-from real_all import validation_pairs
 
 FACTORS = (0.63, 0.71, 0.79, 0.89, 1.0, 1.12, 1.26, 1.41, 1.59)
 PER_CATEGORY = 80  # validation images scored per category and factor
@@ -40,9 +39,7 @@ def read_folders(model, cfg, folders):
 
 def resampled_f1(model, cfg):
     """{category: {factor: cell F1}} on the first PER_CATEGORY validation images of each."""
-    by_category = {}
-    for pair in validation_pairs(load_config(SHIPPED_MODEL.with_suffix(".config"))):
-        by_category.setdefault(pair.category, []).append(pair)
+    by_category = validation_pairs(load_config(SHIPPED_MODEL.with_suffix(".config")))
     table = {}
     for category in ("Benign", "Early", "Pre"):  # Pro's truth is broken (docs/results.md)
         pairs = by_category[category][:PER_CATEGORY]
@@ -55,10 +52,8 @@ def resampled_f1(model, cfg):
     return table
 
 
-def magnified(model, cfg, factors, test_dir=ROOT / "ALL" / "test"):
+def magnified(model, cfg, factors, test_dir):
     """{F: {"read": scale auto read, "native"/"auto"/"ideal": (cell F1, count error)}}."""
-    import cv2
-
     images = list_images(f"{test_dir}/original/Early")[:100]
     items = [(read_rgb(p), read_mask(f"{test_dir}/segmented/Early/{p.name}")) for p in images]
     table = {}
@@ -68,9 +63,8 @@ def magnified(model, cfg, factors, test_dir=ROOT / "ALL" / "test"):
         truths = [cv2.resize(t.astype(np.uint8), rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST)
                   > 0 for rgb, (_, t) in zip(rgbs, items)]
         read = estimate_scale(model, sample_evenly(rgbs, 64), cfg)
-        auto = scale_to_use(read)
         table[f] = {"read": read}
-        for name, scale in (("native", 1.0), ("auto", auto), ("ideal", 1 / f)):
+        for name, scale in (("native", 1.0), ("auto", scale_to_use(read)), ("ideal", 1 / f)):
             preds = predict_masks(model, rgbs, cfg.model, cfg.train.batch_size, True, scale)
             # cells counted as at the images' own scale
             cells = cell_summary(zip(preds, truths), cfg.infer, 1 / f)
@@ -109,9 +103,7 @@ def main():
         lines += [f"| {f:g} | {r['read']:.3f} ({1 / f:.3f}) | " + " | ".join(
             f"{r[k][0]:.3f} / {r[k][1]:.2f}" for k in ("native", "auto", "ideal")) + " |"
             for f, r in table.items()]
-    out = ROOT / "benchmarks" / "results" / "auto_scale"
-    write_json(f"{out}.json", result)
-    write_text(f"{out}.md", "\n".join(lines) + "\n")
+    write_results(ROOT / "benchmarks" / "results" / "auto_scale", result, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -1,6 +1,6 @@
 """What the benchmarks share: the project on sys.path, a scratch copy of the reference split and
-configs pointed at it, a training run or an earlier one, the colour rule, cell summaries, and
-pictures drawn twice (masks only for the project, with the smears for the scratch folder)."""
+configs pointed at it, a training run or an earlier one, the colour rule, cell summaries, pictures
+drawn twice (masks only for the project, with the smears for scratch), results as JSON and .md."""
 import argparse
 import configparser
 import subprocess
@@ -58,14 +58,14 @@ def reference_split(data, scratch, category="Early"):
     return dest
 
 
-def write_config(base_config, path, run_dir, all_dir, overrides=None, eval_dir=None):
+def write_config(base_config, path, run_dir, all_dir, overrides=None):
     """A copy of base_config with data and output paths under run_dir and the given overrides
     ({"section.key": literal text})."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str
     parser.read(base_config, encoding="utf-8")
     q = lambda p: f'"{Path(p).as_posix()}"'  # noqa: E731
-    tested = Path(eval_dir or Path(all_dir) / "test")
+    tested = Path(all_dir) / "test"
     values = {
         "train.model_dir": q(Path(run_dir) / "models"), "train.eval_dir": q(Path(run_dir) / "eval"),
         "train.image_datapath": q(Path(all_dir) / "train" / "original"),
@@ -99,6 +99,17 @@ def train_or_reuse(args, all_dir, overrides=None):
     return run_dir, config, float((run_dir / "train_seconds.txt").read_text())
 
 
+def validation_pairs(cfg):
+    """{category: its pairs}, categories in name order, of the pairs the trainer holds out of the
+    train rows (same seed and fraction)."""
+    from allseg.data.pairing import find_category_pairs, split_pairs
+    t = cfg.train
+    held_out = split_pairs(find_category_pairs(t.image_datapath, t.mask_datapath, t.category),
+                           t.validation_split, t.seed)[1]
+    return {name: [p for p in held_out if p.category == name]
+            for name in sorted({p.category for p in held_out})}
+
+
 def blue_minus_green(rgb):
     return rgb[..., 2].astype(np.int16) - rgb[..., 1].astype(np.int16)
 
@@ -112,16 +123,32 @@ def cell_summary(preds_and_truths, c, scale=1.0):
     return summarize_cells([score_cells(p, t, *keys)[0] for p, t in preds_and_truths], *keys)
 
 
+def as_rgb(mask):
+    """A boolean mask as a black and white RGB picture."""
+    import cv2
+    return cv2.cvtColor(mask.astype(np.uint8) * 255, cv2.COLOR_GRAY2RGB)
+
+
 def caption(image, text, scale=0.4, y=14):
     import cv2
     cv2.putText(image, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 0), 1, cv2.LINE_AA)
     return image
 
 
-def write_pictures(public, private, public_path, private_path, axes=(0, 0)):
-    """Masks-only rows to public_path (committed: no dataset image is ever copied into the
-    project), the same rows with each smear in front to private_path (scratch)."""
+def write_pictures(rows, public_path, private_path, axes=(0, 0), front=1):
+    """rows: (smear, masks-only picture) pairs. The masks-only pictures to public_path (committed:
+    no dataset image is ever copied into the project), each with its smear in front (joined on
+    axis front) to private_path (scratch); axes: the axis each file's pictures are joined on."""
     from allseg.data.images import write_png
-    for rows, path, axis in ((public, public_path, axes[0]), (private, private_path, axes[1])):
-        if rows:
-            write_png(path, np.concatenate(rows, axis=axis))
+    public = [picture for _, picture in rows]
+    private = [np.concatenate([smear, picture], axis=front) for smear, picture in rows]
+    for pictures, path, axis in ((public, public_path, axes[0]), (private, private_path, axes[1])):
+        if pictures:
+            write_png(path, np.concatenate(pictures, axis=axis))
+
+
+def write_results(stem, data, text):
+    """A benchmark's results: data to stem.json, the Markdown text to stem.md."""
+    from allseg.core.files import write_json, write_text
+    write_json(f"{stem}.json", data)
+    write_text(f"{stem}.md", text + "\n")

@@ -1,7 +1,5 @@
 """Do the inference engines give Keras's answers on real data? Masks and scores, engine by engine.
 
-    python benchmarks/engine_agreement.py [RUN_DIR] [--data DIR] [--scratch DIR] [--out DIR]
-
 Without RUN_DIR, the shipped model (pretrained/) on Early's 197 reference test images, split from
 --data into --scratch; with it, the config and model of a benchmarks/real_early.py run on its
 [eval] pairs. For each engine the evaluator scores the images (into <folder>/eval_<engine>/) and
@@ -9,7 +7,6 @@ every mask is compared pixel by pixel with Keras's. Prints one table; writes
 benchmarks/results/engine_agreement.json.
 """
 import copy
-import json
 import time
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import numpy as np
 
 from common import ROOT, parse, parser, reference_split, write_config
 
-from allseg.core.files import write_text  # noqa: E402  (common puts the project on sys.path)
+from allseg.core.files import write_json  # noqa: E402  (common puts the project on sys.path)
 
 ENGINES = ("keras", "openvino", "litert")
 SCORES = ("mean_dice", "pooled_dice", "mean_iou")
@@ -73,8 +70,7 @@ def main():
         print(f"| {r['engine']} | {100 * r['mask_pixels_equal_to_keras']:.4f}% | {r['mean_dice']:.4f} "
               f"| {r['cell_f1']:.4f} | {r['cell_count_mae']:.3f} | "
               f"{r['largest_score_difference_to_keras']:.2g} | {r['predict_seconds']:.1f} |")
-    write_text(args.out / "engine_agreement.json",
-               json.dumps({"model": subject, "rows": rows}, indent=2) + "\n")
+    write_json(args.out / "engine_agreement.json", {"model": subject, "rows": rows})
     print(f"Wrote {args.out / 'engine_agreement.json'}")
 
 

@@ -5,14 +5,14 @@ Per image, the infer script's cells (at the scale --cell-diameter gives, "auto" 
 colour rule's, and the expert's nucleus taken as a prediction: found (the cell most on the white
 cell has IoU >= 0.5 with it), Dice on whole cell and nucleus, false cells (touching no white-cell
 pixel), count error |cells - 1|."""
+import cv2
 import numpy as np
 
 from common import (COLOUR_RULE, DATA, ROOT, blue_minus_green, caption, parse, parser,
-                    write_pictures)
+                    write_pictures, write_results)
 
 import allseg.core.quiet_start  # noqa: F401, E402  (before TensorFlow starts)
 from allseg.cells.instances import cell_settings, label_cells  # noqa: E402
-from allseg.core.files import write_json, write_text  # noqa: E402
 from allseg.data.images import list_images, read_rgb  # noqa: E402
 from allseg.evaluate.scoring import confusion, dice  # noqa: E402
 from allseg.infer.engines import load_predictor  # noqa: E402
@@ -40,8 +40,6 @@ def gallery_tile(rgb, mask, truth, c, name):
     """The expert's whole cell dark grey and nucleus light grey, the model's cells outlined:
     the one most on the white cell white, the others cyan. The smear itself is left out, so the
     picture holds no copy of the dataset's image (the private tile puts it in front)."""
-    import cv2
-
     cells, view = label_cells(mask, *cell_settings(c)), np.zeros(rgb.shape, np.uint8)
     view[truth > 0], view[truth == 255] = (70, 70, 70), (150, 150, 150)
     ids, overlap = np.unique(cells[(truth > 0) & (cells > 0)], return_counts=True)
@@ -51,7 +49,7 @@ def gallery_tile(rgb, mask, truth, c, name):
                                        cv2.CHAIN_APPROX_NONE)
         colour = (255, 255, 255) if cell == best else (0, 220, 255)
         cv2.drawContours(view, contours, -1, colour, 2)
-    return caption(view, f"{name}: {cells.max()} cell(s)", 0.45, 16), np.concatenate([rgb, view])
+    return rgb, caption(view, f"{name}: {cells.max()} cell(s)", 0.45, 16)
 
 
 def expert_diameters(data, files):
@@ -106,9 +104,8 @@ def main():
             rows[name].append(score(pred, truth, cfg.infer))
         if args.gallery and path.stem in show:
             tiles.append(gallery_tile(rgb, mask, truth, cfg.infer, path.stem))
-    write_pictures([t[0] for t in tiles], [t[1] for t in tiles], ROOT / "asset" /
-                   "other_labs_gallery.png", ROOT / "bench_runs" / "other_labs_gallery_private.png",
-                   axes=(1, 1))
+    write_pictures(tiles, ROOT / "asset" / "other_labs_gallery.png",
+                   ROOT / "bench_runs" / "other_labs_gallery_private.png", axes=(1, 1), front=0)
     table = ["| method | images | found | Dice, whole cell | Dice, nucleus | false cells | "
              "count error |", "|---" * 7 + "|"]
     summary = {n: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for n, rs in rows.items()}
@@ -117,11 +114,10 @@ def main():
                      f"{s['dice_nucleus']:.3f} | {s['false_cells']:.2f} | {s['count_error']:.2f} |")
     print("\n".join(table))
     out = args.out / ("other_labs_cellavision" + result_suffix(args.cell_diameter) + args.tag)
-    write_json(f"{out}.json", {"data": str(args.data), "model": str(args.model),
-                               "cell_diameter": args.cell_diameter, "scale": scale,
-                               "cells_taken_as_px": read, "expert_median_px": truth_sizes,
-                               "summary": summary, "per_image": rows})
-    write_text(f"{out}.md", "\n".join(table) + "\n")
+    write_results(out, {"data": str(args.data), "model": str(args.model),
+                        "cell_diameter": args.cell_diameter, "scale": scale,
+                        "cells_taken_as_px": read, "expert_median_px": truth_sizes,
+                        "summary": summary, "per_image": rows}, "\n".join(table))
 
 
 if __name__ == "__main__":

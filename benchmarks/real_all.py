@@ -1,8 +1,5 @@
 """All four categories: train on the trustworthy truth, score every category, cells and pixels.
 
-    python benchmarks/real_all.py [--data DIR] [--config FILE] [--scratch DIR] [--reuse-run RUN]
-                                  [--name NAME] [--tag TAG]
-
 Splits --data (Kaggle layout; split.csv: Early's reference test rows, every other pair train) into
 a scratch folder, trains the config there and scores it and the colour rule blue - green > 65 on
 each category's validation images (those the trainer holds out of the train rows) and on Early's
@@ -11,19 +8,21 @@ pixels against the truth, on every pair and on the pairs the truth audit trusts,
 the visible cells (the stain rule's outlines), which is how Pro is judged where its truth fails.
 Writes benchmarks/results/real_all[_TAG].{json,md} and a montage of Pro validation predictions.
 """
-import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from common import (COLOUR_RULE, DATA, ROOT, blue_minus_green, caption, cell_summary, parse,
-                    parser, reference_split, train_or_reuse, write_pictures)
+                    parser, reference_split, train_or_reuse, validation_pairs, write_pictures,
+                    write_results)
 
-from allseg.core.config import load_config  # noqa: E402  (common puts the project on sys.path)
-from allseg.core.files import write_text  # noqa: E402
+from allseg.cells.instances import cell_settings  # noqa: E402  (common: the project on sys.path)
+from allseg.core.config import load_config  # noqa: E402
 from allseg.data.images import read_mask, read_rgb  # noqa: E402
-from allseg.data.pairing import find_category_pairs, split_pairs  # noqa: E402
+from allseg.data.pairing import find_category_pairs  # noqa: E402
 from allseg.data.truth_audit import audit_masks, stained_cells  # noqa: E402
+from allseg.evaluate.cell_scoring import score_cells  # noqa: E402
 from allseg.evaluate.scoring import score_image, summarize  # noqa: E402
 
 MONTAGE_ROWS = 6
@@ -33,13 +32,6 @@ def load_item(pair):
     """(pair, rgb, truth, visible cells, audit reasons)."""
     rgb, truth = read_rgb(pair.image), read_mask(pair.mask)
     return pair, rgb, truth, stained_cells(rgb), audit_masks(rgb, truth)["reasons"]
-
-
-def validation_pairs(cfg):
-    """The pairs the trainer holds out of the train rows (same seed and fraction)."""
-    t = cfg.train
-    return split_pairs(find_category_pairs(t.image_datapath, t.mask_datapath, t.category),
-                       t.validation_split, t.seed)[1]
 
 
 def scores(preds, items, c):
@@ -61,30 +53,24 @@ def scores(preds, items, c):
 
 def outline_montage(items, preds, c, public_path, private_path):
     """For the first Pro validation images: visible cells (stain rule) against the prediction,
-    matched cells white, missed red, false cyan; the private copy has the smear in front."""
-    import cv2
-
-    from allseg.cells.instances import cell_settings
-    from allseg.evaluate.cell_scoring import score_cells
-
-    public, private = [], []
+    matched cells white (the visible cell under them grey), missed red, false cyan; the private
+    copy has the smear in front."""
+    pictures = []
     for (pair, rgb, truth, visible, _), pred in list(zip(items, preds))[:MONTAGE_ROWS]:
         s, true_labels, pred_labels, match = score_cells(pred, visible, *cell_settings(c))
-        matched_true = list({t for t, _, _ in match["pairs"]})
-        matched_pred = list({p for _, p, _ in match["pairs"]})
-        view = np.zeros(rgb.shape, np.uint8)
-        view[np.isin(true_labels, matched_true) & (true_labels > 0)] = (90, 90, 90)
-        view[np.isin(pred_labels, matched_pred) & (pred_labels > 0)] = (255, 255, 255)
-        view[(true_labels > 0) & ~np.isin(true_labels, matched_true)] = (255, 40, 40)
-        view[(pred_labels > 0) & ~np.isin(pred_labels, matched_pred)] = (0, 220, 255)
+        found_true = np.isin(true_labels, [t for t, _, _ in match["pairs"]]) & (true_labels > 0)
+        found_pred = np.isin(pred_labels, [p for _, p, _ in match["pairs"]]) & (pred_labels > 0)
+        view = np.zeros(rgb.shape, np.uint8)  # painted in this order, each over the one before
+        view[found_true], view[found_pred] = (90, 90, 90), (255, 255, 255)
+        view[(true_labels > 0) & ~found_true] = (255, 40, 40)
+        view[(pred_labels > 0) & ~found_pred] = (0, 220, 255)
         over = rgb.copy()
         contours, _ = cv2.findContours(pred.astype(np.uint8), cv2.RETR_EXTERNAL,
                                        cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(over, contours, -1, (0, 160, 0), 1)
-        public.append(caption(view, f"{pair.image.name[-11:]} found {s['tp']}/{s['n_true']} "
-                                    f"false {s['fp']}", scale=0.38, y=13))
-        private.append(np.concatenate([over, view], axis=1))
-    write_pictures(public, private, public_path, private_path, axes=(1, 0))
+        pictures.append((over, caption(view, f"{pair.image.name[-11:]} found {s['tp']}/"
+                                             f"{s['n_true']} false {s['fp']}", scale=0.38, y=13)))
+    write_pictures(pictures, public_path, private_path, axes=(1, 0))
 
 
 def markdown(results):
@@ -118,9 +104,7 @@ def main():
     from allseg.model.unet import load_trained_model
 
     cfg = load_config(config)
-    val = validation_pairs(cfg)
-    parts = {f"{name} (validation)": [p for p in val if p.category == name]
-             for name in sorted({p.category for p in val})}
+    parts = {f"{name} (validation)": pairs for name, pairs in validation_pairs(cfg).items()}
     parts["Early (reference test)"] = find_category_pairs(cfg.eval.image_datapath,
                                                           cfg.eval.mask_datapath, "Early")
     print(f"Loading {sum(map(len, parts.values()))} images and their visible cells ...", flush=True)
@@ -144,11 +128,10 @@ def main():
     text = markdown(results)
     print("\n" + text)
     stem = args.out / f"real_all{'_' + args.tag if args.tag else ''}"
-    write_text(f"{stem}.json", json.dumps(
-        {"config": str(args.config), "run": str(run_dir), "train_minutes": train_seconds / 60,
-         "models": {name: str(Path(cfg.train.model_dir) / "best_model.keras")},
-         "results": results}, indent=2) + "\n")
-    write_text(f"{stem}.md", text + "\n")
+    write_results(stem, {"config": str(args.config), "run": str(run_dir),
+                         "train_minutes": train_seconds / 60,
+                         "models": {name: str(Path(cfg.train.model_dir) / "best_model.keras")},
+                         "results": results}, text)
     print(f"Training took {train_seconds / 60:.1f} min. Wrote {stem}.json and .md, "
           f"{args.assets / 'real_all_pro_montage.png'}")
 

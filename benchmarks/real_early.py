@@ -1,7 +1,5 @@
 """The real ALL Early class, reference split: train, evaluate, and score a colour-threshold baseline.
 
-    python benchmarks/real_early.py [--data DIR] [--config FILE] [--scratch DIR] [--reuse-run RUN]
-
 Reproduces the 788/197 split published results use in a scratch folder, trains the config there
 and evaluates it with the project's evaluator, beside the colour threshold "blue minus green > t"
 (t fitted on the training images) and the truth without its regions under the cell size (a
@@ -13,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from common import (ROOT, blue_minus_green, caption, cell_summary, parse, parser, reference_split,
-                    run, train_or_reuse, write_pictures)
+from common import (ROOT, as_rgb, blue_minus_green, caption, cell_summary, parse, parser,
+                    reference_split, run, train_or_reuse, write_pictures, write_results)
 
 from allseg.cells.instances import remove_small_components  # noqa: E402  (common: sys.path)
 from allseg.core.config import load_config  # noqa: E402
-from allseg.core.files import replace_atomically, write_text  # noqa: E402
+from allseg.core.files import replace_atomically  # noqa: E402
 from allseg.data.images import read_mask, read_rgb  # noqa: E402
 from allseg.data.pairing import find_pairs  # noqa: E402
 from allseg.evaluate.scoring import score_image, summarize  # noqa: E402
@@ -91,16 +89,13 @@ def histogram(per_image, path, title):
 def worst_montage(config, all_dir, per_image, path, private_path, count=5):
     """truth | prediction | errors (white found, red missed, cyan false) for the `count`
     lowest-Dice test images."""
-    import cv2
-
     from allseg.infer.predict import predict_masks
     from allseg.model.unet import load_trained_model
 
     cfg = load_config(config)
     model = load_trained_model(cfg)
     worst = sorted(per_image, key=lambda r: r["dice"])[:count]
-    gray = lambda m: cv2.cvtColor(m.astype(np.uint8) * 255, cv2.COLOR_GRAY2RGB)  # noqa: E731
-    public, private = [], []
+    pictures = []
     for r in worst:
         rgb = read_rgb(all_dir / "test" / "original" / "Early" / r["file"])
         truth = read_mask(all_dir / "test" / "segmented" / "Early" / r["file"])
@@ -108,11 +103,10 @@ def worst_montage(config, all_dir, per_image, path, private_path, count=5):
         errors = np.zeros(truth.shape + (3,), np.uint8)
         errors[truth & pred], errors[truth & ~pred] = (255, 255, 255), (255, 40, 40)
         errors[~truth & pred] = (0, 220, 255)
-        row = caption(np.concatenate([gray(truth), gray(pred), errors], axis=1),
+        row = caption(np.concatenate([as_rgb(truth), as_rgb(pred), errors], axis=1),
                       f"{r['file']}  Dice {r['dice']:.3f}")
-        public.append(row)
-        private.append(np.concatenate([rgb, row], axis=1))
-    write_pictures(public, private, path, private_path)
+        pictures.append((rgb, row))
+    write_pictures(pictures, path, private_path)
     return [r["file"] for r in worst]
 
 
@@ -144,8 +138,7 @@ def main():
     name = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
     result = {"config": str(name), "rows": rows, "worst5": worst,
               "unet_summary": {k: v for k, v in unet.items() if k != "per_image"}}
-    write_text(args.out / "real_early.json", json.dumps(result, indent=2) + "\n")
-    write_text(args.out / "real_early.md", markdown(rows) + "\n")
+    write_results(args.out / "real_early", result, markdown(rows))
     print(f"Wrote {args.out / 'real_early.json'}, {args.out / 'real_early.md'}, "
           f"{args.assets / 'real_early_dice_histogram.png'}, {args.assets / 'real_early_worst5.png'}")
 

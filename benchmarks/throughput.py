@@ -1,8 +1,6 @@
 """Training and inference throughput, peak memory and FLOPs: the project's pipeline against the
 plain approach common in this field, on the same images, model and machine, in one run.
 
-    python benchmarks/throughput.py [--quick] [--images N] [--configs seed cpu]
-
 Plain training: every image in NumPy arrays, model.fit(x, y, batch_size=4, validation_split=0.2)
 with Keras defaults. Plain inference: one model.predict call per image, then resize back and write.
 Inference runs once per engine ([infer] engine: keras, openvino, litert), end to end (read,
@@ -21,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, write_config  # benchmarks/common.py; puts ROOT on sys.path
+import cv2  # cv2 and NumPy: loaded in every worker anyway (by the project's model module)
+import numpy as np
+from common import ROOT, write_config, write_results  # benchmarks/common.py; ROOT on sys.path
 
 CONFIGS = {"seed": ROOT / "train_eval_infer.config", "cpu": ROOT / "configs" / "early_cpu.config"}
 ENGINES = ("keras", "openvino", "litert")  # inference rows beside plain
@@ -52,10 +52,7 @@ def epoch_timer():
 
         def __init__(self):
             super().__init__()
-            self.seconds, self.overhead = [], []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = self.last = None
+            self.seconds, self.overhead, self.start = [], [], None
 
         def on_train_batch_begin(self, batch, logs=None):
             self.start = self.start or time.perf_counter()
@@ -66,6 +63,7 @@ def epoch_timer():
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(self.last - self.start)
             self.overhead.append(time.perf_counter() - self.last)
+            self.start = None  # the next epoch's first batch starts its clock
 
     return EpochTimer()
 
@@ -74,9 +72,7 @@ def train_worker(cfg, approach):
     """Trains for cfg.train.epochs; returns epoch times and the number of training images."""
     timer = epoch_timer()
     if approach == "plain":  # every image and mask in memory at the model's size
-        import cv2
         import keras
-        import numpy as np
         from allseg.data.pairing import find_pairs
         from allseg.model.architecture import build_unet
         from allseg.model.losses_metrics import make_loss, make_metrics
@@ -107,8 +103,6 @@ def train_worker(cfg, approach):
 
 def infer_worker(cfg, approach):
     """Segments every image in [infer] images_dir; returns seconds and the image count."""
-    import cv2
-    import numpy as np
     from allseg.data.images import list_images
     from allseg.model.unet import load_trained_model
     files, m = list_images(cfg.infer.images_dir), cfg.model
@@ -144,7 +138,6 @@ def forward_worker(cfg, rows, min_seconds=3.0):
     """The forward pass alone on one fixed batch of [train] batch_size random 0-255 images, per
     row: "plain" (model.predict), "keras" (predict_on_batch, as the pipeline calls it) or an
     engine (its cached conversion); with the largest probability difference from Keras."""
-    import numpy as np
     from allseg.infer.engines import cached_engine
     from allseg.model.unet import load_trained_model
     m, batch = cfg.model, cfg.train.batch_size
@@ -350,13 +343,11 @@ def main():
           f"{report['infer_speedup']:.2f}x ({auto_engine}, auto), memory_growth_4x "
           f"{report['memory_growth_4x']:.2f} ({head} config); "
           f"{report['wall_seconds'] / 60:.1f} min")
-    from allseg.core.files import write_json, write_text
     out = args.out or (args.scratch if args.quick else ROOT / "benchmarks" / "results")
     out.mkdir(parents=True, exist_ok=True)
-    stem = "throughput_quick" if args.quick else "throughput"
-    write_json(out / f"{stem}.json", report)
-    write_text(out / f"{stem}.md", text + "\n")
-    print(f"Wrote {out / stem}.json and .md")
+    stem = out / ("throughput_quick" if args.quick else "throughput")
+    write_results(stem, report, text)
+    print(f"Wrote {stem}.json and .md")
 
 
 if __name__ == "__main__":

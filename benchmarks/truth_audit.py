@@ -1,19 +1,16 @@
 """Audits the dataset's truth, pair by pair, against the stain rule; lists and draws what it flags.
 
-    python benchmarks/truth_audit.py [--data DIR] [--scratch DIR] [--out DIR] [--assets DIR]
-
 Every pair of every category under --data (Kaggle layout) is checked by allseg/data/truth_audit.py.
 Writes benchmarks/results/truth_audit.csv (every pair: measures and reasons; file names only) and
 a per-category table (truth_audit.md), and draws a gallery per reason: with each smear in front
 in the scratch folder (dataset images are never copied into the project), and as masks only,
 truth | stain rule, in asset/.
 """
-import json
 from collections import Counter
 
 import numpy as np
 
-from common import DATA, caption, parse, parser, write_pictures
+from common import DATA, as_rgb, caption, parse, parser, write_pictures, write_results
 
 from allseg.data.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
 from allseg.data.pairing import find_category_pairs  # noqa: E402
@@ -42,29 +39,25 @@ def table(rows):
 def gallery(rows, pairs_by_file, reason, public_path, private_path):
     """GALLERY_ROWS flagged pairs, spread over the categories that have them: image | truth |
     stain rule (private) and truth | stain rule (public)."""
-    import cv2
-
-    flagged = [r for r in rows if reason in r["reasons"]]
     by_category = {}
-    for r in flagged:
-        by_category.setdefault(r["category"], []).append(r)
+    for r in rows:
+        if reason in r["reasons"]:
+            by_category.setdefault(r["category"], []).append(r)
     chosen = []
     while len(chosen) < GALLERY_ROWS and any(by_category.values()):
         for category in sorted(by_category):
-            if by_category[category] and len(chosen) < GALLERY_ROWS:
-                some = by_category[category]
+            some = by_category[category]
+            if some and len(chosen) < GALLERY_ROWS:
                 chosen.append(some.pop(len(some) // 2))  # from the middle, not the extremes
-    gray = lambda m: cv2.cvtColor(m.astype(np.uint8) * 255, cv2.COLOR_GRAY2RGB)  # noqa: E731
-    public, private = [], []
+    pictures = []
     for r in chosen:
         pair = pairs_by_file[r["file"]]
         rgb = read_rgb(pair.image)
-        row = np.concatenate([gray(read_mask(pair.mask)), gray(stained_cells(rgb))], axis=1)
-        public.append(caption(row, f"{r['category']} {r['file'][-12:]} truth "
-                                   f"{r['truth_fraction']:.1%} rule {r['stain_fraction']:.1%} holes "
-                                   f"{r['hole_fraction']:.0%} Dice {r['stain_dice']:.2f}", 0.38))
-        private.append(np.concatenate([rgb, row], axis=1))
-    write_pictures(public, private, public_path, private_path)
+        row = np.concatenate([as_rgb(read_mask(pair.mask)), as_rgb(stained_cells(rgb))], axis=1)
+        text = (f"{r['category']} {r['file'][-12:]} truth {r['truth_fraction']:.1%} rule "
+                f"{r['stain_fraction']:.1%} holes {r['hole_fraction']:.0%} Dice {r['stain_dice']:.2f}")
+        pictures.append((rgb, caption(row, text, 0.38)))
+    write_pictures(pictures, public_path, private_path)
     return [r["file"] for r in chosen]
 
 
@@ -78,20 +71,15 @@ def main():
     rows = audit_pairs(pairs, progress=lambda i, n: print(f"\r{i}/{n}", end="", flush=True)
                        if i % 200 == 0 or i == n else None)
     print()
-    text = table(rows)
+    text = table(rows) + "\n\n" + "\n".join(f"- {r}: {why}" for r, why in REASONS.items())
     print(text)
-    for reason, why in REASONS.items():
-        print(f"- {reason}: {why}")
     write_text(args.out / "truth_audit.csv", audit_csv(rows))
-    write_text(args.out / "truth_audit.md",
-               text + "\n\n" + "\n".join(f"- {r}: {why}" for r, why in REASONS.items()) + "\n")
     by_file = {p.image.name: p for p in pairs}
     shown = {reason: gallery(rows, by_file, reason, args.assets / f"truth_audit_{reason}.png",
                              args.scratch / f"truth_audit_{reason}_with_images.png")
              for reason in REASONS}
-    write_text(args.out / "truth_audit.json", json.dumps(
-        {"data": str(args.data), "pairs": len(pairs), "reasons": REASONS, "galleries": shown},
-        indent=2) + "\n")
+    write_results(args.out / "truth_audit", {"data": str(args.data), "pairs": len(pairs),
+                                             "reasons": REASONS, "galleries": shown}, text)
     print(f"Wrote {args.out / 'truth_audit.csv'}, truth_audit.md, galleries in {args.assets} "
           f"(masks only) and {args.scratch} (with the images)")
 
