@@ -1,16 +1,12 @@
 """Where the infer script's time goes, stage by stage, and how near the engine it runs.
 
-    .venv/bin/python benchmarks/infer_stages.py [--model pretrained] [--compare-with DIR]
-
 On the real Early test split (../shared/data/leukemia-early, 197 images) or, without it, 197
-generator smears. Each stage is timed alone on one core over every image (ms per image), the
-split and measurements also as they were before this benchmark (skimage's reconstruction,
-distance map, convex hull and moments) so the ratio comes from one run. Then the infer script's
-job end to end against the engine's forward pass alone
-on one fixed batch. The forward pass keeps both cores busy, so every core-millisecond of the
-other stages is taken from it: end to end / forward is at most E / (E + P), E the engine's
-core-ms per image, P the other stages'. --compare-with DIR: the outputs (--output DIR) of the
-infer script at another commit, checked byte for byte against this run's.
+generator smears. Each stage is timed alone on one core over every image (ms per image); then the
+infer script's job end to end against the engine's forward pass alone on one fixed batch. The
+forward pass keeps both cores busy, so every core-millisecond of the other stages is taken from
+it: end to end / forward is at most E / (E + P), E the engine's core-ms per image, P the other
+stages'. --compare-with DIR: the outputs (--output DIR) of the infer script at another commit,
+checked byte for byte against this run's.
 
 --scan [N]: a slide scan made of one smear tile repeated N x N times (48: 10752 px, 116 MP), and
 the same N*N tiles as separate files, each segmented by the infer script (--model pretrained): its
@@ -18,10 +14,8 @@ wall time and peak memory (the process's maximum resident set), the scan's cell 
 tile's x N*N, and its interior tiles' cells matched one to one to the tile's own.
 """
 import argparse
-import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,14 +24,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import DEFAULT_DATA, ROOT
-from scipy import ndimage
-from skimage import measure, morphology, segmentation
+from common import DEFAULT_DATA, ROOT, write_results
+from skimage import segmentation
 
 from allseg.cells import instances
 from allseg.core.config import load_config
 from allseg.evaluate.cell_scoring import match_cells
-from allseg.data.images import read_rgb, resize_image, write_encoded, write_png
+from allseg.data.images import read_rgb, resize_image, write_png
+from allseg.data.splitting import read_split_csv
 from allseg.infer import inference
 from allseg.infer.engines import load_predictor
 from allseg.infer.outputs import overlay
@@ -45,32 +39,20 @@ from allseg.infer.predict import predict_probabilities, to_mask
 from allseg.model.shipped import choose_model
 
 
-def inputs(scratch):
-    """The Early test images, or as many generator smears written to scratch."""
+def inputs(folder):
+    """The Early test images linked into folder, or as many generator smears written there."""
+    folder.mkdir()
     split = DEFAULT_DATA / "split.csv"
     if split.is_file():
-        rows = csv.DictReader(split.read_text(encoding="utf-8").splitlines())
-        names = [r["filename"] for r in rows if r["split"] == "test"]
-        return "Early test split", [DEFAULT_DATA / "Original" / "Early" / n for n in names]
+        names = [name for name, part in read_split_csv(split).items() if part == "test"]
+        for name in names:
+            (folder / name).symlink_to((DEFAULT_DATA / "Original" / "Early" / name).resolve())
+        return "Early test split", [folder / name for name in names]
     from allseg.data.synthetic import make_smear
-    paths = []
-    for i in range(197):
-        paths.append(Path(scratch) / "smears" / f"smear_{i:03d}.jpg")
-        paths[-1].parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(paths[-1]), make_smear(np.random.default_rng([5, i]))[0][..., ::-1])
+    paths = [folder / f"smear_{i:03d}.jpg" for i in range(197)]
+    for i, path in enumerate(paths):
+        cv2.imwrite(str(path), make_smear(np.random.default_rng([5, i]))[0][..., ::-1])
     return "generator smears", paths
-
-
-def old_split_and_measure():
-    """The label and measurement functions as they were: skimage and scipy throughout."""
-    saved = (instances.euclidean_distance, instances.lowered_peaks, instances.convex_area,
-             instances.eccentricity)
-    instances.euclidean_distance = ndimage.distance_transform_edt
-    instances.lowered_peaks = lambda d, h: morphology.reconstruction(d - h, d, method="dilation")
-    instances.convex_area = lambda image: measure.regionprops(image.astype(int))[0].area_convex
-    instances.eccentricity = lambda image: float(
-        measure.regionprops(image.astype(int))[0].eccentricity)
-    return saved
 
 
 def stage_profile(model, cfg, paths, scratch):
@@ -95,15 +77,6 @@ def stage_profile(model, cfg, paths, scratch):
     labels = [timed("cell labels, split", instances.label_cells, mk, *settings) for mk in masks]
     for lab, rgb in zip(labels, rgbs):
         timed("measurements", instances.measure_cells, lab, rgb, c.pixel_size_um)
-    saved = old_split_and_measure()
-    try:
-        for mk, lab, rgb in zip(masks, labels, rgbs):
-            assert np.array_equal(timed("before: cell labels, split", instances.label_cells,
-                                        mk, *settings), lab)
-            timed("before: measurements", instances.measure_cells, lab, rgb, c.pixel_size_um)
-    finally:
-        (instances.euclidean_distance, instances.lowered_peaks, instances.convex_area,
-         instances.eccentricity) = saved
     out = Path(scratch) / "stages"
     out.mkdir(exist_ok=True)
     for i, (mk, lab, rgb) in enumerate(zip(masks, labels, rgbs)):
@@ -111,13 +84,7 @@ def stage_profile(model, cfg, paths, scratch):
         timed("PNG mask", write_png, out / f"{i}_m.png", (mk * 255).astype(np.uint8))
         timed("PNG labels", write_png, out / f"{i}_l.png", lab.astype(np.uint16))
         timed("PNG overlay", write_png, out / f"{i}_o.png", shown)
-        for level in (0, 3, 6, 9):  # the default is 1
-            timed(f"PNG overlay, level {level}", write_encoded, out / f"{i}_o{level}.png", shown,
-                  ".png", (cv2.IMWRITE_PNG_COMPRESSION, level))
-    sizes = {level: sum(f.stat().st_size for f in out.glob(f"*_o{level}.png")) / n / 1024
-             for level in (0, 3, 6, 9)}
-    sizes[1] = sum(f.stat().st_size for f in out.glob("*_o.png")) / n / 1024
-    return {k: 1000 * v / n for k, v in times.items()}, sizes
+    return {k: 1000 * v / n for k, v in times.items()}
 
 
 def forward_alone(model, cfg, seconds=5.0):
@@ -131,15 +98,6 @@ def forward_alone(model, cfg, seconds=5.0):
         model.predict_on_batch(x)
         images += batch
     return images / (time.perf_counter() - start)
-
-
-def end_to_end(model, cfg, folder, out):
-    shutil.rmtree(out, ignore_errors=True)
-    inference.use_command_line(cfg, folder, out)
-    start = time.perf_counter()
-    written, _, failed = inference.infer(cfg, model)
-    assert not failed
-    return len(written) / (time.perf_counter() - start)
 
 
 def differing_files(ours, theirs):
@@ -212,43 +170,43 @@ def main():
     parser.add_argument("--tile", type=Path, default=ROOT / "tests/data/smears/synthetic_early.jpg",
                         help="--scan's tile (the default's six cells lie inside it)")
     args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     if args.scan:
         with tempfile.TemporaryDirectory() as scratch:
             return scan_benchmark(args.tile, args.scan, scratch, args.out)
     with tempfile.TemporaryDirectory() as scratch:
-        source, paths = inputs(scratch)
         folder = Path(scratch) / "images"
-        folder.mkdir()
-        for p in paths:
-            (folder / p.name).symlink_to(p.resolve())
+        source, paths = inputs(folder)
         cfg = choose_model(load_config(ROOT / "pretrained" / "leukemia_all.config"), args.model)
         cfg.infer.engine = args.engine
         model = load_predictor(cfg)
-        stages, png_kib = stage_profile(model, cfg, paths, scratch)
+        stages = stage_profile(model, cfg, paths, scratch)
         forward = forward_alone(model, cfg)
-        ours = Path(scratch) / "out"
-        rates = {"infer script": end_to_end(model, cfg, folder, ours)}
+        ours = Path(scratch) / "out"  # the infer script's job end to end, as its command runs it
+        inference.use_command_line(cfg, folder, ours)
+        start = time.perf_counter()
+        written, _, failed = inference.infer(cfg, model)
+        assert not failed
+        rates = {"infer script": len(written) / (time.perf_counter() - start)}
         differ = differing_files(ours, args.compare_with) if args.compare_with else None
     engine_core_ms = 2 * stages["predict (engine, 2 cores)"]
-    post_ms = sum(v for k, v in stages.items() if not k.startswith(("predict", "before", "PNG overlay,"))
-                  and k != "cell labels, no split")
+    # P: every stage the infer script runs besides the engine (it labels cells with the split)
+    post_ms = sum(v for k, v in stages.items()
+                  if not k.startswith("predict") and k != "cell labels, no split")
     result = {"images": f"{len(paths)} {source}", "model": args.model, "engine": args.engine,
-              "stages_ms_per_image": stages, "overlay_png_kib": png_kib,
-              "forward_alone_images_per_s": forward, "end_to_end_images_per_s": rates,
+              "stages_ms_per_image": stages, "forward_alone_images_per_s": forward,
+              "end_to_end_images_per_s": rates,
               "end_to_end_over_forward": {k: v / forward for k, v in rates.items()},
               "bound_E_over_E_plus_P": engine_core_ms / (engine_core_ms + post_ms),
               "files_differing_from_compare_with": differ}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "infer_stages.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [f"# Infer stages: {result['images']}, model {args.model}, engine {args.engine}", "",
              "| stage | ms per image |", "|---|---|"]
     lines += [f"| {k} | {v:.2f} |" for k, v in stages.items()]
-    lines += ["", f"Overlay PNG KiB per image by compression level: {png_kib}", "",
-              f"Forward pass alone {forward:.1f} img/s; end to end "
+    lines += ["", f"Forward pass alone {forward:.1f} img/s; end to end "
               + ", ".join(f"{k} {v:.1f} img/s ({v / forward:.0%})" for k, v in rates.items())
               + f"; bound E/(E+P) = {result['bound_E_over_E_plus_P']:.0%}",
               f"Files differing from --compare-with: {differ}"]
-    (args.out / "infer_stages.md").write_text("\n".join(lines) + "\n")
+    write_results(args.out / "infer_stages", result, "\n".join(lines))
     print("\n".join(lines))
 
 
