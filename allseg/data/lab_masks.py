@@ -22,7 +22,7 @@ from skimage import measure, segmentation
 from allseg.core.errors import DataError, UserError, first_few
 from allseg.data.geojson import read_qupath_cells
 from allseg.data.images import list_images, read_rgb
-from allseg.data.pairing import _by_stem
+from allseg.data.pairing import files_by_stem
 
 BINARY, THREE_LEVEL, LABELS, GEOJSON = "binary", "three-level", "instance labels", "QuPath GeoJSON"
 DESCRIPTIONS = {
@@ -160,10 +160,10 @@ def pair_lab_masks(image_dir, mask_dir):
     """[(image, mask)] matched by file stem, sorted by stem. An empty folder, an image without a
     mask or a mask without an image is a DataError naming them."""
     image_folder, mask_folder = _folder(image_dir, "image"), _folder(mask_dir, "mask")
-    images = _by_stem(list_images(image_folder), image_folder)
+    images = files_by_stem(list_images(image_folder), image_folder)
     if not images:
         raise DataError(f"{image_folder}: no images (png, tif, tiff, bmp, jpg)")
-    masks = _by_stem(list_mask_files(mask_folder), mask_folder)
+    masks = files_by_stem(list_mask_files(mask_folder), mask_folder)
     if not masks:
         raise DataError(f"{mask_folder}: no masks (png, tif, tiff or bmp masks, or QuPath "
                         ".geojson files)")

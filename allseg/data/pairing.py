@@ -27,7 +27,7 @@ def _category_folder(root, category, role):
     return folder
 
 
-def _by_stem(files, folder):
+def files_by_stem(files, folder):
     stems = {}
     clashes = []
     for f in files:
@@ -44,8 +44,8 @@ def find_pairs(image_dir, mask_dir, category):
     """Pairs ``image_dir/category/*`` with ``mask_dir/category/*`` by file stem."""
     image_folder = _category_folder(image_dir, category, "image")
     mask_folder = _category_folder(mask_dir, category, "mask")
-    images = _by_stem(list_images(image_folder), image_folder)
-    masks = _by_stem(list_images(mask_folder), mask_folder)
+    images = files_by_stem(list_images(image_folder), image_folder)
+    masks = files_by_stem(list_images(mask_folder), mask_folder)
     if not images:
         raise DataError(f"{image_folder}: no images (jpg, jpeg, png, bmp, tif)")
     problems = [f"image without mask: {images[s]}" for s in sorted(images.keys() - masks.keys())]
