@@ -1,0 +1,82 @@
+"""Fine-tuning on another lab's outlines: a learning curve against starting from scratch, the
+naive fine-tune and the shipped model as it is.
+
+On the shared CellaVision crops (100, three-level masks): for each k, k crops drawn with a seed
+to train on and the other 100 - k to score, trained as TensorflowUNetALLTrainer.py --images
+trains them (allseg/train/finetune.py) from the shipped model (the default) and from scratch
+(--model none), and as the naive run tried first (200 steps of 4 at the crops' own size, Adam
+1e-3 constant, no stain jitter) from each; the shipped model as it is, at the scale it reads.
+"""
+import json
+
+import numpy as np
+from common import DATA, parse, parser, write_results
+
+import allseg.core.quiet_start  # noqa: F401
+from allseg.infer.scale import resampling
+from allseg.train.finetune import (Settings, fine_tuned, held_out_scores, model_file,
+                                   read_samples, template_config)
+
+NAIVE = {"epochs": 8, "learning_rate": 1e-3, "stain_jitter": 0.0, "cosine": False, "scale": 1.0}
+ARMS = {"from shipped (default)": ("pretrained", {}), "from scratch": ("none", {}),
+        "naive, from shipped": ("pretrained", NAIVE), "naive, from scratch": ("none", NAIVE)}
+COLUMNS = ("whole_cell_dice", "nucleus_dice", "found", "count_error", "nc_error",
+           "train_seconds")
+
+
+def zero_shot(test, images):
+    import keras
+    cfg = template_config(model_file("pretrained"))
+    model = keras.models.load_model(model_file("pretrained"), compile=False)
+    scale, _ = resampling(cfg, model, [images / s.name for s in test])
+    return {**held_out_scores(model, cfg, test, scale), "scale": scale, "train_seconds": 0.0}
+
+
+def fine_tune(start, changes, train, test):
+    start, settings = model_file(start), Settings(**changes)  # fine_tuned sets its scale
+    model, cfg, seconds = fine_tuned(start, template_config(start), train, 2, settings,
+                                     log=lambda *a: None)
+    return {**held_out_scores(model, cfg, test, settings.scale), "train_seconds": seconds}
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for arm in dict.fromkeys(r["arm"] for r in rows):
+        for ax, column in zip(axes, COLUMNS[:2]):
+            mine = [r for r in rows if r["arm"] == arm]
+            ax.plot([r["k"] for r in mine], [r.get(column, np.nan) for r in mine], "o-", label=arm)
+            ax.set(xscale="log", xlabel="training crops (k)", ylabel=column.replace("_", " "))
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    p = parser(__doc__, data=DATA / "wbc-cellavision")
+    p.add_argument("--k", type=int, nargs="+", default=[5, 10, 20, 40])
+    p.add_argument("--naive-k", type=int, nargs="*", default=[5, 20])
+    args = parse(p)
+    samples = read_samples(args.data / "images", args.data / "masks")
+    rows = []
+    for k in args.k:
+        order = np.random.default_rng(0).permutation(len(samples))
+        train, test = ([samples[i] for i in sorted(part)] for part in (order[:k], order[k:]))
+        rows.append({"k": k, "arm": "shipped, zero-shot", **zero_shot(test, args.data / "images")})
+        for arm, (start, changes) in ARMS.items():
+            if changes is not NAIVE or k in args.naive_k:
+                rows.append({"k": k, "arm": arm, **fine_tune(start, changes, train, test)})
+                print(json.dumps(rows[-1]), flush=True)
+    text = ["| k | start | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |",
+            "|---|---|" + "---|" * len(COLUMNS)]
+    text += [f"| {r['k']} | {r['arm']} | " + " | ".join(f"{r.get(c, np.nan):.3f}" for c in COLUMNS)
+             + " |" for r in rows]
+    write_results(args.out / "finetune", rows, "\n".join(text))
+    plot(rows, args.assets / "finetune_learning_curve.png")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
