@@ -68,6 +68,28 @@ def test_from_the_shipped_model_the_better_of_the_two_is_kept_and_the_scores_pri
     assert model_config(tmp_path / "model")["model"]["num_classes"] == ("2" if kept_tuned else "1")
 
 
+def test_qupath_geojson_outlines_train_as_the_png_masks_do(tmp_path):
+    """The GeoJSON the infer script writes (and QuPath exports) is read back as masks."""
+    import json
+
+    from skimage import measure
+
+    from allseg.data.geojson import cells_to_geojson
+
+    images, masks = write_lab(tmp_path / "lab", 3, seed=2)
+    outlines = tmp_path / "lab" / "geojson"
+    outlines.mkdir()
+    for png in sorted(masks.glob("*.png")):
+        values = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        labels = measure.label(values > 0, connectivity=2)
+        (outlines / f"{png.stem}.geojson").write_text(
+            json.dumps(cells_to_geojson(labels, png.stem, nucleus=values == 255)))
+    proc = run_script("TensorflowUNetALLTrainer.py", "--images", images, "--masks", outlines,
+                      "--output", tmp_path / "model", "--model", "none", "--epochs", "1")
+    assert "Read 3 images with 3 masks (QuPath GeoJSON: cell and nucleus)" in proc.stdout
+    assert model_config(tmp_path / "model")["model"]["num_classes"] == "2"
+
+
 @pytest.mark.parametrize("args, message", [
     (["--masks", "M", "--output", "O"], "--images not given"),
     (["--images", "I", "--masks", "M", "--output", "O", "--epochs", "0"],

@@ -17,7 +17,7 @@ import cv2
 import keras
 import numpy as np
 
-from allseg.cells.instances import label_cells, median_cell_diameter
+from allseg.cells.instances import cell_settings, label_cells, median_cell_diameter
 from allseg.cells.matching import match_cells
 from allseg.core.config import load_config
 from allseg.core.errors import UserError
@@ -35,8 +35,8 @@ CARD = "README.md"
 SCORES = "held_out_scores.json"
 STEPS_PER_EPOCH = 25  # an epoch: this many batches of random crops, however few the images
 # The lab's images are resized so that their cells are about this wide to train and predict:
-# CellaVision's 140 px cells at half size beat them as they are (whole-cell Dice 0.940 against
-# 0.889 from the shipped model, 0.926 from scratch) and a third (docs/finetuning.md)
+# CellaVision's 140 px cells at half size beat them as they are by 0.03-0.05 whole-cell Dice from
+# either start, and a third of their size lost nucleus Dice (docs/finetuning.md)
 TRAIN_CELL_PX = 70
 
 
@@ -193,11 +193,9 @@ def held_out_scores(model, cfg, held, scale):
     error (mean |predicted - true| an image); with nuclei on both sides, nucleus Dice and the
     mean N:C error of the found cells."""
     dices, nucleus_dices, nc_errors, found, true_cells, count_errors = [], [], [], 0, 0, []
-    keys = [getattr(cfg.infer, k) for k in CELL_KEYS]
     for sample in held:
         (pred,) = predict_cells(model, [sample.rgb], cfg.model, cfg.train.batch_size, "auto", scale)
-        cells = label_cells(pred[..., 0], max(1, round(keys[0] / scale ** 2)), keys[1] / scale,
-                            round(keys[2] / scale ** 2))
+        cells = label_cells(pred[..., 0], *cell_settings(cfg.infer, scale))
         match = match_cells(sample.labels, cells)
         found, true_cells = found + match["tp"], true_cells + match["n_true"]
         count_errors.append(abs(match["n_pred"] - match["n_true"]))
