@@ -33,11 +33,12 @@ demo: $(VENV)/.installed
 	@echo "  evaluation    demo/eval/summary.json (pixel and cell scores), demo/eval/eval_histograms.png,"
 	@echo "                demo/eval/eval_worst_cells.png"
 	@echo "  inference     demo/mini_test_output/ (masks), demo/mini_test_output_labels/ (16-bit cell labels),"
-	@echo "                demo/mini_test_output_overlay/ (numbered cells), demo/mini_test_output_montage.png,"
+	@echo "                demo/mini_test_output_overlay/ (numbered cells), demo/mini_test_output_geojson/ (QuPath),"
+	@echo "                demo/mini_test_output_montage.png,"
 	@echo "                demo/mini_test_output_cell_counts.csv, demo/mini_test_output_cells.csv (one row per cell)"
 	@echo "  logs          TensorBoard logs in demo/eval/tensorboard"
 	@echo "  shipped model the same mini_test segmented by pretrained/leukemia_all.keras:"
-	@echo "                demo/mini_test_pretrained/ (masks/, labels/, overlays/, montage.png, CSVs)"
+	@echo "                demo/mini_test_pretrained/ (masks/, labels/, overlays/, geojson/, montage.png, CSVs)"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
