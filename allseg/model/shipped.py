@@ -34,7 +34,7 @@ def load_for_model(config_path, choice, log=print):
     the default config is not in the working folder, a model with a config beside it runs on
     that one, so --model pretrained works from any folder."""
     if choice is not None:
-        _check_model_file(choice)
+        checked_model_file(choice)
         own = _model_file(choice).with_suffix(".config")
         if config_path == DEFAULT_CONFIG and not Path(config_path).is_file() and own.is_file():
             cfg = choose_model(load_config(own), choice, log)
@@ -48,7 +48,8 @@ def _model_file(choice):
     return path / BEST_MODEL if path.is_dir() else path
 
 
-def _check_model_file(choice):
+def checked_model_file(choice):
+    """The model file --model names, or a UserError saying what to give."""
     path = _model_file(choice)
     if not path.is_file():
         hint = ("the shipped model is missing from this checkout: fetch the repository again"
@@ -63,7 +64,7 @@ def choose_model(cfg, choice, log=print):
     best_model.keras) and takes the settings of the config beside it, if there is one."""
     if choice is None:
         return cfg
-    path = _check_model_file(choice)
+    path = checked_model_file(choice)
     cfg.model_file = path
     beside = path.with_suffix(".config")
     if beside.is_file():

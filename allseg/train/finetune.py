@@ -29,7 +29,7 @@ from allseg.infer.predict import predict_cells, resize_by
 from allseg.infer.scale import resampling
 from allseg.model.architecture import build_unet
 from allseg.model.losses_metrics import BceDice, make_metrics
-from allseg.model.shipped import BEST_MODEL, CELL_KEYS, SHIPPED_MODEL
+from allseg.model.shipped import BEST_MODEL, CELL_KEYS, SHIPPED_MODEL, checked_model_file
 
 CARD = "README.md"
 SCORES = "held_out_scores.json"
@@ -122,14 +122,7 @@ def random_crops(samples, classes, size, batch, scale, jitter, rng):
 
 def model_file(choice):
     """The .keras file --model names (None for "none": from scratch)."""
-    if choice in (None, "none"):
-        return None
-    path = SHIPPED_MODEL if choice == "pretrained" else Path(choice)
-    path = path / BEST_MODEL if path.is_dir() else path
-    if not path.is_file():
-        raise UserError(f"--model {choice}: no model file at {path}; give 'pretrained', 'none', "
-                        "a .keras file or a folder holding best_model.keras")
-    return path
+    return None if choice in (None, "none") else checked_model_file(choice)
 
 
 def template_config(start):
@@ -242,7 +235,7 @@ def finetune(images_dir, masks_dir, output_dir, model_choice="pretrained", setti
     cfg = template_config(start)
     train, held = split_held_out(samples, s.held_out, s.seed)
     diameter = median_diameter(train)
-    s.scale = training_scale(train) if s.scale is None else s.scale
+    s.scale = training_scale(diameter) if s.scale is None else s.scale
     log(f"The cells of the training images are {diameter:.0f} px across (median): images "
         f"resized by {s.scale:.3g} to train and to segment")
     log(f"{len(train)} images to train on, {len(held)} held out to check the result "
@@ -279,16 +272,15 @@ def finetune(images_dir, masks_dir, output_dir, model_choice="pretrained", setti
 def fine_tuned(start, cfg, train, classes, s, log=print):
     """(model, its config, training seconds): the start model (None: a new one like cfg's)
     fitted to the train samples."""
-    s.scale = training_scale(train) if s.scale is None else s.scale
+    s.scale = training_scale(median_diameter(train)) if s.scale is None else s.scale
     model = start_model(start, cfg, classes)
     began = time.perf_counter()
     fit(model, train, classes, s, cfg.model.image_height, log)
     return model, tuned_config(cfg, classes, train, s.scale), time.perf_counter() - began
 
 
-def training_scale(train):
-    """The factor that makes the training cells TRAIN_CELL_PX wide, at most 1."""
-    diameter = median_diameter(train)
+def training_scale(diameter):
+    """The factor that makes cells of this diameter TRAIN_CELL_PX wide, at most 1."""
     return min(1.0, TRAIN_CELL_PX / diameter) if diameter else 1.0
 
 
