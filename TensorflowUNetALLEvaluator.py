@@ -35,6 +35,11 @@ def main(args):
           f"true ones); "
           f"on the cells only: Dice {cells['dice']:.4f}, NSD at 2 px {cells['nsd_2px']:.4f}, "
           f"HD95 {_px(cells['hd95'])}")
+    if "nuclei" in s:
+        n = s["nuclei"]
+        nc = "none matched" if n["nc_error_mean"] is None else f"{n['nc_error_mean']:.4f}"
+        print(f"Nuclei: mean Dice {n['mean_dice']:.4f}, pooled Dice {n['pooled_dice']:.4f}; N:C "
+              f"error {nc} (mean over the {n['matched_cells']} matched cells)")
     if len(s["per_category"]) > 1:
         for name, c in s["per_category"].items():
             cc = cells["per_category"][name]

@@ -33,3 +33,17 @@ def match_cells(true_labels, pred_labels, threshold=IOU_MATCH):
     tp = len(pairs)
     return {"n_true": n_true, "n_pred": n_pred, "tp": tp, "fp": n_pred - tp, "fn": n_true - tp,
             "iou_sum": sum(p[2] for p in pairs), "pairs": pairs}
+
+
+def nc_ratios(labels, nucleus):
+    """Each cell's nucleus area over its area (N:C as the cells table gives it), indexed by
+    label (index 0, the background, unused)."""
+    areas = np.bincount(labels.ravel(), minlength=int(labels.max()) + 1)
+    inside = np.bincount(labels[nucleus], minlength=len(areas))
+    return inside / np.maximum(areas, 1)
+
+
+def nc_errors(true_labels, true_nucleus, pred_labels, pred_nucleus, pairs):
+    """|predicted - true| N:C ratio of each matched pair of cells (match_cells' pairs)."""
+    true_nc, pred_nc = nc_ratios(true_labels, true_nucleus), nc_ratios(pred_labels, pred_nucleus)
+    return [float(abs(pred_nc[p] - true_nc[t])) for t, p, _ in pairs]

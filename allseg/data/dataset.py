@@ -3,23 +3,31 @@ import numpy as np
 import tensorflow as tf
 
 from allseg.cells.instances import remove_small_components
+from allseg.core.errors import DataError, UserError, first_few
 from allseg.data.augment import augment
 from allseg.data.images import read_rgb, resize_image, resize_mask
+from allseg.data.lab_masks import read_cell_and_nucleus
 from allseg.data.pairing import check_readable, find_category_pairs
 from allseg.data.truth_audit import training_truth
 from allseg.data.weight_map import border_weights
 
 
-def load_pair(image_path, mask_path, height, width, truth_min_area=0, truth="mask"):
-    """(uint8 HxWx3 image, float32 HxWx1 mask) at the model's size; with truth_min_area, the
-    mask's regions under that many pixels (the colour threshold's specks) are left out; truth
-    says what the mask is made of (Pair.truth)."""
+def load_pair(image_path, mask_path, height, width, truth_min_area=0, truth="mask", classes=1):
+    """(uint8 HxWx3 image, float32 HxWxclasses mask) at the model's size; with truth_min_area,
+    the mask's regions under that many pixels (the colour threshold's specks) are left out; truth
+    says what the mask is made of (Pair.truth). classes = 2: whole cells and their nuclei, from
+    a mask that carries both (lab_masks.read_cell_and_nucleus)."""
     rgb = read_rgb(image_path)
     image = resize_image(rgb, height, width)
-    mask = resize_mask(training_truth(rgb, mask_path, truth), height, width)
+    if classes == 2:
+        planes = read_cell_and_nucleus(image_path, mask_path, rgb.shape[:2])
+        cell, nucleus = (resize_mask(planes[..., i], height, width) for i in range(2))
+    else:
+        cell, nucleus = resize_mask(training_truth(rgb, mask_path, truth), height, width), None
     if truth_min_area:
-        mask = remove_small_components(mask, truth_min_area)
-    return image, mask[..., None].astype(np.float32)
+        cell = remove_small_components(cell, truth_min_area)
+    planes = [cell] if nucleus is None else [cell, nucleus & cell]
+    return image, np.stack(planes, axis=-1).astype(np.float32)
 
 
 def load_weighted_pair(image_path, mask_path, height, width, border, truth_min_area=0,
@@ -33,7 +41,7 @@ def load_weighted_pair(image_path, mask_path, height, width, border, truth_min_a
 
 def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=False,
                  flips=False, colour=0.0, repeat=False, border=None, truth_min_area=0,
-                 stain=0.0):
+                 stain=0.0, classes=1):
     """Batches of (image, mask); files are read lazily, so memory stays flat without cache.
     With shuffle_seed set (training), order, flips and colour jitter are drawn from that seed and
     change every epoch; repeat=True makes the stream endless (one epoch after another).
@@ -41,7 +49,7 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
     map as per-pixel sample weights:
     batches of (image, mask, weights); it rides along as a second mask channel until then, so
     flips and turns move it with the mask. truth_min_area > 0 trains on the truth without its
-    regions under that area."""
+    regions under that area. classes = 2: masks of whole cells and nuclei (no border map)."""
     images = [str(p.image) for p in pairs]
     masks = [str(p.mask) for p in pairs]
     truths = [p.truth for p in pairs]
@@ -53,13 +61,14 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
         if border:
             return load_weighted_pair(i.decode(), m.decode(), height, width, border,
                                       truth_min_area, t.decode())
-        return load_pair(i.decode(), m.decode(), height, width, truth_min_area, t.decode())
+        return load_pair(i.decode(), m.decode(), height, width, truth_min_area, t.decode(),
+                         classes)
 
     def load(image_path, mask_path, truth):
         image, mask = tf.numpy_function(read, [image_path, mask_path, truth],
                                         [tf.uint8, tf.float32], stateful=False)
         image.set_shape((height, width, 3))
-        mask.set_shape((height, width, 2 if border else 1))
+        mask.set_shape((height, width, 2 if border else classes))
         return image, mask
 
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -79,20 +88,33 @@ def pair_dataset(pairs, height, width, batch_size, shuffle_seed=None, cache=Fals
     return (ds.repeat() if repeat else ds).prefetch(tf.data.AUTOTUNE)
 
 
+def check_nuclei(pairs):
+    """check_readable for a model of whole cells and nuclei: every mask reads, has its image's
+    size and carries nuclei, or the run stops now, naming the files."""
+    problems = []
+    for pair in pairs:
+        try:
+            read_cell_and_nucleus(pair.image, pair.mask)
+        except UserError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise DataError(f"{len(problems)} unusable file(s): {first_few(problems, 3)}")
+
+
 class ALLDataset:
     """The pairs under ``<image_datapath>/<category>`` and ``<mask_datapath>/<category>``, for
     each category the config names."""
 
-    def __init__(self, image_datapath, mask_datapath, category, height, width):
-        self.height, self.width = height, width
+    def __init__(self, image_datapath, mask_datapath, category, height, width, classes=1):
+        self.height, self.width, self.classes = height, width, classes
         self.pairs = find_category_pairs(image_datapath, mask_datapath, category)
-        check_readable(self.pairs)
+        (check_nuclei if classes == 2 else check_readable)(self.pairs)
 
     @classmethod
     def from_config(cls, cfg, section):
         part = getattr(cfg, section)
         return cls(part.image_datapath, part.mask_datapath, part.category,
-                   cfg.model.image_height, cfg.model.image_width)
+                   cfg.model.image_height, cfg.model.image_width, cfg.model.num_classes)
 
     def __len__(self):
         return len(self.pairs)
@@ -101,4 +123,4 @@ class ALLDataset:
                 colour=0.0, repeat=False, border=None, truth_min_area=0, stain=0.0):
         return pair_dataset(self.pairs if pairs is None else pairs, self.height, self.width,
                             batch_size, shuffle_seed, cache, flips, colour, repeat, border,
-                            truth_min_area, stain)
+                            truth_min_area, stain, self.classes)

@@ -123,11 +123,11 @@ def cells_from_values(values: np.ndarray, mask_format: str):
     return measure.label(cell, connectivity=2).astype(np.int32), nucleus
 
 
-def read_lab_mask(image_path, mask_path) -> LabMask:
-    """One image's cells from its mask file, at the image's size: a raster mask must have it, a
-    QuPath GeoJSON is drawn at it."""
+def read_lab_mask(image_path, mask_path, size=None) -> LabMask:
+    """One image's cells from its mask file, at the image's size (height, width; read from the
+    image when not given): a raster mask must have it, a QuPath GeoJSON is drawn at it."""
     image_path, mask_path = Path(image_path), Path(mask_path)
-    height, width = read_rgb(image_path).shape[:2]
+    height, width = size or read_rgb(image_path).shape[:2]
     if mask_path.suffix.lower() == GEOJSON_EXTENSION:
         labels, nucleus = read_qupath_cells(mask_path, height, width)
         return LabMask(image_path, mask_path, GEOJSON, labels, nucleus)
@@ -137,6 +137,20 @@ def read_lab_mask(image_path, mask_path) -> LabMask:
                         f"image's {width}x{height} ({image_path})")
     mask_format = detect_mask_format(values, mask_path)
     return LabMask(image_path, mask_path, mask_format, *cells_from_values(values, mask_format))
+
+
+def read_cell_and_nucleus(image_path, mask_path, size=None) -> np.ndarray:
+    """(H, W, 2) bool, whole cells and their nuclei (kept inside them), from a mask that carries
+    nuclei: three-level or QuPath GeoJSON. Any other is refused naming the file: a model of
+    whole cells and nuclei cannot learn nuclei from it."""
+    lab = read_lab_mask(image_path, mask_path, size)
+    if lab.nucleus is None:
+        raise DataError(f"{lab.mask}: {DESCRIPTIONS.get(lab.format, lab.format)}, so no nuclei to "
+                        "learn; with "
+                        "[model] num_classes = 2 each mask must carry them: three-level "
+                        "(0 background, 128 cytoplasm, 255 nucleus) or QuPath GeoJSON")
+    cell = lab.labels > 0
+    return np.stack([cell, lab.nucleus & cell], axis=-1)
 
 
 # ---- a folder of them ------------------------------------------------------------------------

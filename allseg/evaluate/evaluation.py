@@ -5,16 +5,19 @@ import keras
 import numpy as np
 
 from allseg.cells.instances import cell_settings
+from allseg.cells.matching import nc_errors
 from allseg.core.files import write_json
 from allseg.data.dataset import ALLDataset
 from allseg.data.images import read_mask, read_rgb
+from allseg.data.lab_masks import read_cell_and_nucleus
 from allseg.data.pairing import describe
 from allseg.data.truth_audit import trusted_pairs
 from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.evaluate.pictures import histograms, worst_gallery
-from allseg.evaluate.scoring import score_image, summarize
+from allseg.evaluate.scoring import confusion, dice, score_image, summarize
 from allseg.infer.engines import load_predictor
-from allseg.infer.predict import needs_tiles, predict_masks, predict_probabilities, to_mask
+from allseg.infer.predict import (needs_tiles, predict_cells, predict_masks,
+                                  predict_probabilities, to_mask)
 from allseg.infer.scale import resampling
 from allseg.model.shipped import trained_model_path
 
@@ -34,7 +37,7 @@ def evaluate(cfg, model=None):
     batch_size = cfg.train.batch_size
     ds = data.dataset(batch_size=batch_size)
 
-    c = cfg.infer
+    c, nuclei = cfg.infer, cfg.model.num_classes == 2
     scale, why = resampling(cfg, model, [pair.image for pair in data.pairs])
     if why:
         print(why)
@@ -53,7 +56,11 @@ def evaluate(cfg, model=None):
         for prob in probs:
             pair = next(pairs)
             truth = read_mask(pair.mask)
-            if not needs_tiles(truth, cfg.model, c.tiled, scale):
+            if nuclei:  # both channels, as the infer script writes them
+                (both,) = predict_cells(model, [read_rgb(pair.image)], cfg.model, batch_size,
+                                        c.tiled, scale)
+                pred = both[..., 0]
+            elif not needs_tiles(truth, cfg.model, c.tiled, scale):
                 pred = to_mask(prob, *truth.shape, cfg.model.min_area, cfg.model.threshold)
             else:  # at its own resolution or resampled to the model's scale, as the infer script
                 (pred,) = predict_masks(model, [read_rgb(pair.image)], cfg.model, batch_size,
@@ -61,6 +68,10 @@ def evaluate(cfg, model=None):
             cells, true_labels, pred_labels, match = score_cells(pred, truth, *cells_at)
             rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category,
                          "cells": cells})
+            if nuclei:
+                true_nucleus = read_cell_and_nucleus(pair.image, pair.mask)[..., 1]
+                rows[-1]["nucleus"] = score_nuclei(true_labels, true_nucleus, pred_labels,
+                                                   both[..., 1], match)
             # the few lowest cell F1s so far, with what it takes to draw them
             worst.append((cells["f1"], len(rows), pair, true_labels, pred_labels, match))
             worst = sorted(worst, key=lambda w: w[:2])[:WORST_COUNT]
@@ -77,6 +88,8 @@ def evaluate(cfg, model=None):
         name: {k: v for k, v in summarize([r for r in rows if r["category"] == name]).items()
                if k not in ("per_image", "loss", "binary_accuracy")}
         for name in categories}
+    if nuclei:
+        summary["nuclei"] = summarize_nuclei([r["nucleus"] for r in rows])
     summary["model"] = str(trained_model_path(cfg))
     summary["config"] = str(cfg.path)
     eval_dir = Path(cfg.train.eval_dir)
@@ -86,3 +99,22 @@ def evaluate(cfg, model=None):
     worst_gallery([(pair.image.name, read_rgb(pair.image), t, p, m, rows[n - 1]["cells"])
                    for _, n, pair, t, p, m in worst], eval_dir / WORST)
     return summary
+
+
+def score_nuclei(true_labels, true_nucleus, pred_labels, pred_nucleus, match):
+    """One image's nucleus scores: pixel counts and Dice, and the N:C error of each matched
+    cell (the evaluator's one-to-one matching of whole cells)."""
+    tp, fp, fn, _ = confusion(pred_nucleus, true_nucleus)
+    return {"dice": dice(tp, fp, fn), "tp": tp, "fp": fp, "fn": fn,
+            "nc_errors": nc_errors(true_labels, true_nucleus, pred_labels, pred_nucleus,
+                                   match["pairs"])}
+
+
+def summarize_nuclei(rows):
+    """Mean and pooled nucleus Dice over the images, and the mean N:C error over every matched
+    cell (None without any), with the counts they come from."""
+    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
+    errors = [e for r in rows for e in r["nc_errors"]]
+    return {"mean_dice": float(np.mean([r["dice"] for r in rows])), "pooled_dice": dice(tp, fp, fn),
+            "nc_error_mean": float(np.mean(errors)) if errors else None,
+            "matched_cells": len(errors)}

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from allseg.cells.instances import cell_settings, label_cells, median_cell_diameter
-from allseg.cells.matching import match_cells
+from allseg.cells.matching import match_cells, nc_errors
 from allseg.core.config import load_config
 from allseg.core.errors import UserError
 from allseg.core.files import make_folder, replace_atomically, write_text
@@ -185,7 +185,7 @@ def held_out_scores(model, cfg, held, scale):
     """Whole-cell Dice (mean over images), cells found (IoU >= 0.5, of the true ones), count
     error (mean |predicted - true| an image); with nuclei on both sides, nucleus Dice and the
     mean N:C error of the found cells."""
-    dices, nucleus_dices, nc_errors, found, true_cells, count_errors = [], [], [], 0, 0, []
+    dices, nucleus_dices, nc_diffs, found, true_cells, count_errors = [], [], [], 0, 0, []
     for sample in held:
         (pred,) = predict_cells(model, [sample.rgb], cfg.model, cfg.train.batch_size, "auto", scale)
         cells = label_cells(pred[..., 0], *cell_settings(cfg.infer, scale))
@@ -195,23 +195,19 @@ def held_out_scores(model, cfg, held, scale):
         dices.append(_dice(pred[..., 0], sample.labels > 0))
         if pred.shape[-1] > 1 and sample.nucleus is not None:
             nucleus_dices.append(_dice(pred[..., 1], sample.nucleus))
-            nc_errors += [abs(_nc(cells == p, pred[..., 1]) - _nc(sample.labels == t, sample.nucleus))
-                          for t, p, _ in match["pairs"]]
+            nc_diffs += nc_errors(sample.labels, sample.nucleus, cells, pred[..., 1],
+                                  match["pairs"])
     scores = {"images": len(held), "whole_cell_dice": float(np.mean(dices)),
               "found": found / max(1, true_cells), "count_error": float(np.mean(count_errors))}
     if nucleus_dices:
         scores["nucleus_dice"] = float(np.mean(nucleus_dices))
-        scores["nc_error"] = float(np.mean(nc_errors)) if nc_errors else math.nan
+        scores["nc_error"] = float(np.mean(nc_diffs)) if nc_diffs else math.nan
     return scores
 
 
 def _dice(pred, truth):
     total = np.count_nonzero(pred) + np.count_nonzero(truth)
     return 2 * np.count_nonzero(pred & truth) / total if total else 1.0
-
-
-def _nc(cell, nucleus):
-    return np.count_nonzero(cell & nucleus) / max(1, np.count_nonzero(cell))
 
 
 def better(tuned, start):

@@ -21,7 +21,9 @@ class ValidationImages(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         prob = self.model.predict_on_batch(self.images.astype(np.float32))
-        gray = lambda m: np.repeat(m, 3, axis=-1) * 255.0  # noqa: E731
+        # one gray level per pixel: whole cell white; with nuclei, cytoplasm mid-gray as in a
+        # three-level mask (the mean of the cell and nucleus channels)
+        gray = lambda m: np.repeat(m.mean(axis=-1, keepdims=True), 3, axis=-1) * 255.0  # noqa: E731
         rows = np.concatenate([self.images, gray(self.masks), gray(prob)], axis=2) / 255.0
         with self.writer.as_default():
             tf.summary.image("image | truth | prediction", rows, step=epoch + 1,

@@ -145,11 +145,30 @@ def weight_map_settings(cfg):
             split_hole_px)
 
 
+# The Kaggle truth's repairs and weights: made for one class, whole cells from a colour threshold
+ONE_CLASS_KEYS = ("border_weight", "contact_weight", "skip_flagged_truth", "repair_flagged_truth",
+                  "add_stained_cells")
+
+
+def check_two_classes(cfg):
+    """num_classes = 2 learns whole cells and nuclei from masks that carry both; the [train]
+    keys that repair or weigh one-class truth cannot apply to them."""
+    if cfg.model.num_classes != 2:
+        return
+    for key in ONE_CLASS_KEYS:
+        value = getattr(cfg.train, key)
+        if value:
+            raise ConfigError(f"{cfg.path}: [train] {key} = {value!r}: works on one-class masks "
+                              "only; with [model] num_classes = 2 (whole cells and nuclei) "
+                              "leave it out or set it off (0, False or [])")
+
+
 def train(cfg, extra_callbacks=()):
     """Trains as the config says, resuming an unfinished run of the same config; returns a dict
     of what was written and how training went. extra_callbacks run after the project's own
     (the throughput benchmark times epochs with one)."""
     t = cfg.train
+    check_two_classes(cfg)
     border = weight_map_settings(cfg)
     strategy = make_strategy(t.strategy)  # first: multi_worker must set up before other TF work
     chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync

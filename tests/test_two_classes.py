@@ -1,0 +1,93 @@
+"""num_classes = 2 from a config: the config-driven trainer learns whole cells and nuclei from
+Kaggle-layout folders of three-level masks, the evaluator scores both, and what cannot be
+trained that way is refused before anything is written."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import run_script, tiny_config_text
+
+from allseg.cells.matching import match_cells, nc_errors
+from allseg.data.synthetic import make_smear
+
+
+def write_three_level_split(root, per_part=(8, 4), binary=False):
+    """ALL/{train,test}/{original,segmented}/Early of synthetic smears, 64 px, their masks
+    0 background, 128 cytoplasm, 255 nucleus (each cell shrunk by 3 px); binary=True: 0/255."""
+    for part, count in zip(("train", "test"), per_part):
+        images = root / "ALL" / part / "original" / "Early"
+        masks = root / "ALL" / part / "segmented" / "Early"
+        images.mkdir(parents=True)
+        masks.mkdir(parents=True)
+        for i in range(count):
+            rgb, _, cells = make_smear(np.random.default_rng([part == "test", i]), "Early", 64)
+            nuclei = cv2.erode(cells.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+            mask = np.where(cells, 255 if binary else 128, 0)
+            if not binary:
+                mask[nuclei] = 255
+            cv2.imwrite(str(images / f"s{i:02d}.png"), rgb[..., ::-1])
+            cv2.imwrite(str(masks / f"s{i:02d}.png"), mask.astype(np.uint8))
+
+
+def two_class_config(root, extra=""):
+    text = tiny_config_text(root).replace("num_classes    = 1", "num_classes    = 2")
+    text = text.replace("[eval]", extra + "\n[eval]")
+    path = root / "two.config"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_config_trainer_learns_cells_and_nuclei_and_the_evaluator_scores_both(tmp_path):
+    import keras
+
+    write_three_level_split(tmp_path)
+    config = two_class_config(tmp_path)
+    run_script("TensorflowUNetALLTrainer.py", config)
+    model = keras.models.load_model(tmp_path / "models" / "best_model.keras", compile=False)
+    assert model.output_shape[-1] == 2
+
+    proc = run_script("TensorflowUNetALLEvaluator.py", config)
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text(encoding="utf-8"))
+    nuclei, rows = summary["nuclei"], summary["per_image"]
+    assert len(rows) == 4 and all("nucleus" in r for r in rows)
+    assert nuclei["mean_dice"] == pytest.approx(np.mean([r["nucleus"]["dice"] for r in rows]))
+    tp, fp, fn = (sum(r["nucleus"][k] for r in rows) for k in ("tp", "fp", "fn"))
+    assert nuclei["pooled_dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1)
+    # one N:C error per whole cell matched one to one
+    assert nuclei["matched_cells"] == summary["cells"]["tp"]
+    assert "Nuclei: mean Dice" in proc.stdout
+
+
+def test_a_two_class_config_with_masks_without_nuclei_is_refused_naming_the_file(tmp_path):
+    write_three_level_split(tmp_path, binary=True)
+    proc = run_script("TensorflowUNetALLTrainer.py", two_class_config(tmp_path), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    message = proc.stdout + proc.stderr
+    assert "s00.png: binary 0/255 or 0/1" in message and "num_classes = 2" in message
+    assert not (tmp_path / "models" / "best_model.keras").exists()
+
+
+def test_a_two_class_config_with_one_class_truth_repairs_is_refused(tmp_path):
+    write_three_level_split(tmp_path, per_part=(2, 1))
+    config = two_class_config(tmp_path, "border_weight = 10.0")
+    proc = run_script("TensorflowUNetALLTrainer.py", config, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert (f"{config}: [train] border_weight = 10.0: works on one-class masks only"
+            in proc.stdout + proc.stderr)
+
+
+def test_nc_errors_compare_each_matched_cells_nucleus_share():
+    true = np.zeros((20, 40), np.int32)
+    true[2:12, 2:12], true[2:12, 20:30] = 1, 2          # two cells of 100 px
+    true_nucleus = np.zeros_like(true, bool)
+    true_nucleus[2:7, 2:12] = True                       # cell 1: N:C 0.5; cell 2: none
+    pred = np.zeros_like(true)
+    pred[2:12, 20:30], pred[2:12, 2:12] = 1, 2           # the same cells, numbered the other way
+    pred_nucleus = np.zeros_like(true_nucleus)
+    pred_nucleus[2:4, 2:12] = pred_nucleus[2:5, 20:30] = True   # N:C 0.2 and 0.3
+    match = match_cells(true, pred)
+    errors = dict(zip([t for t, _, _ in match["pairs"]],
+                      nc_errors(true, true_nucleus, pred, pred_nucleus, match["pairs"])))
+    assert errors == pytest.approx({1: 0.3, 2: 0.3})
