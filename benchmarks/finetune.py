@@ -21,7 +21,7 @@ NAIVE = {"epochs": 8, "learning_rate": 1e-3, "stain_jitter": 0.0, "cosine": Fals
 ARMS = {"from shipped (default)": ("pretrained", {}), "from scratch": ("none", {}),
         "naive, from shipped": ("pretrained", NAIVE), "naive, from scratch": ("none", NAIVE)}
 COLUMNS = ("whole_cell_dice", "nucleus_dice", "found", "count_error", "nc_error",
-           "train_seconds")
+           "train_seconds", "flips_whole_cell_dice", "flips_nucleus_dice", "flips_nc_error")
 
 
 def zero_shot(test, images):
@@ -36,7 +36,12 @@ def fine_tune(start, changes, train, test):
     start, settings = model_file(start), Settings(**changes)  # fine_tuned sets its scale
     model, cfg, seconds = fine_tuned(start, template_config(start), train, 2, settings,
                                      log=lambda *a: None)
-    return {**held_out_scores(model, cfg, test, settings.scale), "train_seconds": seconds}
+    scores = {}
+    for flips in (True, False):  # each model predicted with and without its flips averaged
+        cfg.model.tta_flips = flips
+        scores.update({("flips_" if flips else "") + k: v for k, v in held_out_scores(
+            model, cfg, test, settings.scale).items() if not (flips and k == "per_image")})
+    return {**scores, "train_seconds": seconds}
 
 
 def plot(rows, path):
@@ -68,11 +73,14 @@ def main():
         for arm, (start, changes) in ARMS.items():
             if changes is not NAIVE or k in args.naive_k:
                 rows.append({"k": k, "arm": arm, **fine_tune(start, changes, train, test)})
-                print(json.dumps(rows[-1]), flush=True)
+                print(json.dumps({k: v for k, v in rows[-1].items() if k != "per_image"}),
+                      flush=True)
     text = ["| k | start | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |",
             "|---|---|" + "---|" * len(COLUMNS)]
     text += [f"| {r['k']} | {r['arm']} | " + " | ".join(f"{r.get(c, np.nan):.3f}" for c in COLUMNS)
              + " |" for r in rows]
+    for row in (r for r in rows if r["arm"] != "from shipped (default)"):
+        row.pop("per_image")  # each held-out crop's figures for the command's model only
     write_results(args.out / "finetune", rows, "\n".join(text))
     plot(rows, args.assets / "finetune_learning_curve.png")
     print("\n".join(text))

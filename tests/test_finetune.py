@@ -2,6 +2,7 @@
 that the infer script runs, kept only if it beats where it started, and clear errors for what
 cannot be trained on."""
 import configparser
+import json
 
 import cv2
 import numpy as np
@@ -45,7 +46,11 @@ def test_from_scratch_the_model_learns_cells_and_nuclei_and_the_infer_script_run
     assert config["model"]["num_classes"] == "2" and config["infer"]["pixel_size_um"] == "0.25"
     card = (model / "README.md").read_text(encoding="utf-8")
     assert "none (from scratch)" in card and "whole cell and nucleus" in card
-    assert (model / "held_out_scores.json").is_file()
+    scores = json.loads((model / "held_out_scores.json").read_text(encoding="utf-8"))
+    held = scores["held_out_images"]
+    per_image = scores["fine_tuned_scores"]["per_image"]
+    assert [r["image"] for r in per_image] == held and len(held) == 1
+    assert per_image[0]["whole_cell_dice"] == scores["fine_tuned_scores"]["whole_cell_dice"]
 
     run_script("TensorflowUNetALLInfer.py", "--model", model, "--images", images, "--output",
                tmp_path / "seg")

@@ -184,25 +184,34 @@ def fit(model, train, classes, s, size, log=print):
 def held_out_scores(model, cfg, held, scale):
     """Whole-cell Dice (mean over images), cells found (IoU >= 0.5, of the true ones), count
     error (mean |predicted - true| an image); with nuclei on both sides, nucleus Dice and the
-    mean N:C error of the found cells."""
-    dices, nucleus_dices, nc_diffs, found, true_cells, count_errors = [], [], [], 0, 0, []
+    mean N:C error of the found cells; and each image's own figures (per_image), to see which
+    held-out image a model does badly on."""
+    rows, nc_diffs = [], []
     for sample in held:
         (pred,) = predict_cells(model, [sample.rgb], cfg.model, cfg.train.batch_size, "auto", scale)
         cells = label_cells(pred[..., 0], *cell_settings(cfg.infer, scale))
         match = match_cells(sample.labels, cells)
-        found, true_cells = found + match["tp"], true_cells + match["n_true"]
-        count_errors.append(abs(match["n_pred"] - match["n_true"]))
-        dices.append(_dice(pred[..., 0], sample.labels > 0))
+        rows.append({"image": sample.name, "whole_cell_dice": _dice(pred[..., 0], sample.labels > 0),
+                     "cells_true": match["n_true"], "cells_predicted": match["n_pred"],
+                     "cells_found": match["tp"]})
         if pred.shape[-1] > 1 and sample.nucleus is not None:
-            nucleus_dices.append(_dice(pred[..., 1], sample.nucleus))
+            rows[-1]["nucleus_dice"] = _dice(pred[..., 1], sample.nucleus)
             nc_diffs += nc_errors(sample.labels, sample.nucleus, cells, pred[..., 1],
                                   match["pairs"])
-    scores = {"images": len(held), "whole_cell_dice": float(np.mean(dices)),
-              "found": found / max(1, true_cells), "count_error": float(np.mean(count_errors))}
-    if nucleus_dices:
-        scores["nucleus_dice"] = float(np.mean(nucleus_dices))
+    true_cells = sum(r["cells_true"] for r in rows)
+    scores = {"images": len(held), "whole_cell_dice": _mean(rows, "whole_cell_dice"),
+              "found": sum(r["cells_found"] for r in rows) / max(1, true_cells),
+              "count_error": float(np.mean([abs(r["cells_predicted"] - r["cells_true"])
+                                            for r in rows]))}
+    nucleus = [r for r in rows if "nucleus_dice" in r]
+    if nucleus:
+        scores["nucleus_dice"] = _mean(nucleus, "nucleus_dice")
         scores["nc_error"] = float(np.mean(nc_diffs)) if nc_diffs else math.nan
-    return scores
+    return {**scores, "per_image": rows}
+
+
+def _mean(rows, key):
+    return float(np.mean([r[key] for r in rows]))
 
 
 def _dice(pred, truth):
