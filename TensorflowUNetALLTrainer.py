@@ -3,7 +3,7 @@
     python TensorflowUNetALLTrainer.py [CONFIG]
     python TensorflowUNetALLTrainer.py --images DIR --masks DIR --output DIR
                                        [--model pretrained|PATH|none] [--epochs N]
-                                       [--pixel-size-um UM]
+                                       [--pixel-size-um UM] [--cell-diameter PX]
 
 The second form starts from the shipped model (--model pretrained, the default), fits it to the
 masks (binary, 0/128/255 with nuclei, 16-bit labels or QuPath GeoJSON, matched to the images by
@@ -46,12 +46,13 @@ def fine_tune(args):
     if args.config != DEFAULT_CONFIG:
         raise UserError(f"{args.config}: fine-tuning takes no config (its settings come with "
                         "--model); give either a config or --images/--masks/--output")
-    for name, value, low in (("--epochs", args.epochs, 0), ("--pixel-size-um", args.pixel_size_um, 0)):
+    for name, value, low in (("--epochs", args.epochs, 0), ("--pixel-size-um", args.pixel_size_um, 0),
+                             ("--cell-diameter", args.cell_diameter, 0)):
         if value is not None and not value > low:
             raise UserError(f"{name} {value:g}: allowed: a number above {low}")
     settings = Settings() if args.epochs is None else Settings(epochs=args.epochs)
     facts = finetune(Path(args.images), Path(args.masks), Path(args.output), args.model,
-                     settings, args.pixel_size_um)
+                     settings, args.pixel_size_um, args.cell_diameter)
     print(f"Wrote {Path(args.output) / 'best_model.keras'} (the {facts['kept']} model), its "
           f"config and card; segment with: TensorflowUNetALLInfer.py --model {args.output} "
           "--images DIR --output DIR")
@@ -71,6 +72,9 @@ def arguments():
     parser.add_argument("--pixel-size-um", type=float, metavar="UM",
                         help="fine-tune: the images' pixel size, kept in the model's config so "
                         "its cells are measured in um")
+    parser.add_argument("--cell-diameter", type=float, metavar="PX",
+                        help="fine-tune: your cells' diameter in pixels, which sets the scale it "
+                        "trains and segments at (default: the median of your outlined cells)")
     return parser
 
 

@@ -37,13 +37,17 @@ def test_from_scratch_the_model_learns_cells_and_nuclei_and_the_infer_script_run
     images, masks = write_lab(tmp_path / "lab", 5)
     proc = run_script("TensorflowUNetALLTrainer.py", "--images", images, "--masks", masks,
                       "--output", tmp_path / "model", "--model", "none", "--epochs", "1",
-                      "--pixel-size-um", "0.25")
+                      "--pixel-size-um", "0.25", "--cell-diameter", "35")
     out = proc.stdout
     assert "Read 5 images with 5 masks (three-level 0/128/255: cell and nucleus)" in out, out
     assert "4 images to train on, 1 held out" in out and "Kept the fine-tuned model" in out, out
     model = tmp_path / "model"
     config = model_config(model)
     assert config["model"]["num_classes"] == "2" and config["infer"]["pixel_size_um"] == "0.25"
+    # the size given, not the masks' median, is the one the lab's images are segmented at
+    assert "35 px across (as --cell-diameter gives)" in out and "resized by 1 " in out, out
+    assert float(config["infer"]["cell_diameter"]) == 35
+    assert config["model"]["tta_flips"] == "True"  # the lab's model predicts with flips averaged
     card = (model / "README.md").read_text(encoding="utf-8")
     assert "none (from scratch)" in card and "whole cell and nucleus" in card
     scores = json.loads((model / "held_out_scores.json").read_text(encoding="utf-8"))
@@ -99,6 +103,8 @@ def test_qupath_geojson_outlines_train_as_the_png_masks_do(tmp_path):
     (["--masks", "M", "--output", "O"], "--images not given"),
     (["--images", "I", "--masks", "M", "--output", "O", "--epochs", "0"],
      "--epochs 0: allowed: a number above 0"),
+    (["--images", "I", "--masks", "M", "--output", "O", "--cell-diameter", "-40"],
+     "--cell-diameter -40: allowed: a number above 0"),
     (["--images", "I", "--masks", "M", "--output", "O", "--model", "nowhere.keras"],
      "--model nowhere.keras: no model file"),
 ])
