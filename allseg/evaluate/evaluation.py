@@ -69,7 +69,7 @@ def evaluate(cfg, model=None):
             rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category,
                          "cells": cells})
             if nuclei:
-                true_nucleus = read_cell_and_nucleus(pair.image, pair.mask)[..., 1]
+                true_nucleus = read_cell_and_nucleus(pair.image, pair.mask, truth.shape)[..., 1]
                 rows[-1]["nucleus"] = score_nuclei(true_labels, true_nucleus, pred_labels,
                                                    both[..., 1], match)
             # the few lowest cell F1s so far, with what it takes to draw them
