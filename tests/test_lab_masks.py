@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from allseg.core.errors import DataError
+from allseg.data import mask_formats
 from allseg.data.geojson import cell_id, cells_to_geojson, read_qupath_cells, rasterize_features
-from allseg.data.lab_masks import (BINARY, GEOJSON, LABELS, THREE_LEVEL, detect_mask_format,
-                                   read_lab_masks, summary_line)
+from allseg.data.lab_masks import (BINARY, CELLPOSE, GEOJSON, LABELS, THREE_LEVEL,
+                                   detect_mask_format, read_lab_masks, summary_line)
+from allseg.data.mask_formats import MaskFormat, labels_from_ids
 
 SHAPE = (40, 60)  # rows, columns: not square, so a swapped x and y would show
 
@@ -254,11 +256,12 @@ def test_a_written_geojson_is_read_back_as_a_lab_mask(tmp_path):
 
 # ---- bad input -------------------------------------------------------------------------------
 
-def refused(tmp_path, named):
-    """read_lab_masks's DataError, checked to name the file; nothing in tmp_path changed."""
+def refused(tmp_path, named, images="images", masks="masks"):
+    """read_lab_masks's DataError, checked to name the file; nothing in tmp_path changed. With
+    ``masks`` None the masks are looked for beside the images, in Cellpose's layout."""
     before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
     with pytest.raises(DataError) as caught:
-        read_lab_masks(tmp_path / "images", tmp_path / "masks")
+        read_lab_masks(tmp_path / images, None if masks is None else tmp_path / masks)
     assert str(named) in str(caught.value)
     assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
     return str(caught.value)
@@ -337,3 +340,146 @@ def test_a_jpeg_mask_and_a_folder_of_mixed_formats_are_refused(tmp_path):
                              rectangle(2, 2, 12, 12).astype(np.uint8) * 128)
     message = refused(tmp_path, three_level.name)
     assert "a.png is binary" in message and "b.png is three-level" in message
+
+
+# ---- Cellpose's layout -----------------------------------------------------------------------
+
+def touching_ids(dtype=np.uint16):
+    """Two cells sharing an edge, with ids as a tool wrote them: binary would make them one."""
+    values = np.zeros(SHAPE, dtype)
+    values[rectangle(5, 5, 30, 25)], values[rectangle(5, 25, 30, 50)] = 7, 300
+    return values
+
+
+def kept_apart(lab_mask):
+    left, right = rectangle(5, 5, 30, 25), rectangle(5, 25, 30, 50)
+    return lab_mask.cells == 2 and {frozenset(np.unique(lab_mask.labels[part]))
+                                    for part in (left, right)} == {frozenset([1]), frozenset([2])}
+
+
+def write_seg_file(folder, stem, saved):
+    """A Cellpose GUI file: a dict pickled by np.save."""
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{stem}_seg.npy"
+    np.save(path, saved, allow_pickle=True)
+    return path
+
+
+def test_masks_beside_their_images_are_read_without_a_mask_folder(tmp_path):
+    folder = tmp_path / "smears"
+    for stem in ("a", "b", "c"):
+        write_image(folder, stem)
+    write_mask(folder, "a_masks.png", touching_ids())
+    three = np.zeros(SHAPE, np.uint16)
+    three[rectangle(2, 2, 10, 10)], three[rectangle(20, 2, 30, 10)] = 1, 2
+    three[rectangle(20, 40, 30, 55)] = 3
+    write_mask(folder, "b_masks.png", three)
+    write_mask(folder, "c_masks.png", rectangle(2, 2, 12, 12).astype(np.uint8))  # 8-bit 0/1
+    # What Cellpose writes beside an image besides its mask is no image to train on.
+    write_mask(folder, "a_cp_output.png", np.zeros((*SHAPE, 3), np.uint8))
+    write_mask(folder, "a_flows.tif", np.zeros((*SHAPE, 3), np.uint8))
+    for mask_dir in (None, folder):
+        read = read_lab_masks(folder, mask_dir)
+        assert [(m.image.name, m.mask.name) for m in read] == [
+            ("a.png", "a_masks.png"), ("b.png", "b_masks.png"), ("c.png", "c_masks.png")]
+        assert {m.format for m in read} == {CELLPOSE} and all(m.nucleus is None for m in read)
+        assert kept_apart(read[0]) and [m.cells for m in read] == [2, 3, 1]
+    assert read_lab_masks(folder)[0].labels.dtype == np.int32
+    assert summary_line(read) == ("Read 3 images with 3 masks (Cellpose masks: instance labels, "
+                                  "one id per cell): 6 cells")
+
+
+def test_cp_masks_tiffs_and_seg_files_are_read_beside_their_images(tmp_path):
+    folder = tmp_path / "smears"
+    write_image(folder, "a")
+    write_mask(folder, "a_cp_masks.tif", touching_ids())
+    write_image(folder, "b")
+    outlines = np.zeros(SHAPE, np.uint16)
+    outlines[5, 5:25] = 7
+    write_seg_file(folder, "b", {"masks": touching_ids(np.uint32), "outlines": outlines,
+                                 "filename": str(folder / "b.png"), "ismanual": np.array([True])})
+    a, b = read_lab_masks(folder)
+    assert (a.mask.name, b.mask.name) == ("a_cp_masks.tif", "b_seg.npy")
+    assert a.format == b.format == CELLPOSE and kept_apart(a) and kept_apart(b)
+    assert np.array_equal(a.labels, b.labels)
+
+
+def test_a_mask_folder_of_cellpose_names_is_matched_by_the_stem_before_the_suffix(tmp_path):
+    write_image(tmp_path / "images", "a")
+    write_image(tmp_path / "images", "b")
+    write_image(tmp_path / "images", "c")
+    write_mask(tmp_path / "masks", "a_masks.png", touching_ids())
+    write_mask(tmp_path / "masks", "b_cp_masks.png", touching_ids())
+    write_seg_file(tmp_path / "masks", "c", {"masks": touching_ids()})
+    read = read_lab_masks(tmp_path / "images", tmp_path / "masks")
+    assert [(m.image.name, m.mask.name) for m in read] == [
+        ("a.png", "a_masks.png"), ("b.png", "b_cp_masks.png"), ("c.png", "c_seg.npy")]
+    assert all(m.format == CELLPOSE and kept_apart(m) for m in read)
+
+
+def test_an_image_without_its_mask_in_the_layout_is_refused(tmp_path):
+    write_image(tmp_path / "smears", "a")
+    write_mask(tmp_path / "smears", "a_masks.png", touching_ids())
+    lonely = write_image(tmp_path / "smears", "b")
+    message = refused(tmp_path, lonely, images="smears", masks=None)
+    assert f"image without mask: {lonely}" in message and "b_masks" not in message
+    assert "<name>_masks.png, <name>_cp_masks.png or <name>_seg.npy" in message
+
+
+def test_two_masks_for_one_image_are_refused_naming_both(tmp_path):
+    image = write_image(tmp_path / "smears", "a")
+    write_mask(tmp_path / "smears", "a_masks.png", touching_ids())
+    write_seg_file(tmp_path / "smears", "a", {"masks": touching_ids()})
+    message = refused(tmp_path, image, images="smears", masks=None)
+    assert "a_masks.png" in message and "a_seg.npy" in message
+
+
+@pytest.mark.parametrize("saved", [{"outlines": np.zeros(SHAPE, np.uint16)},
+                                   {"masks": np.zeros((3, *SHAPE), np.uint16)}, [1, 2]])
+def test_a_seg_file_without_a_2d_masks_array_is_refused(tmp_path, saved):
+    write_image(tmp_path / "smears", "a")
+    path = write_seg_file(tmp_path / "smears", "a", saved)
+    assert 'without a 2-D "masks" array' in refused(tmp_path, path, images="smears", masks=None)
+
+
+def test_a_layout_folder_without_images_or_without_masks_is_refused(tmp_path):
+    write_mask(tmp_path / "smears", "a_masks.png", touching_ids())
+    assert "no images" in refused(tmp_path, tmp_path / "smears", images="smears", masks=None)
+    (tmp_path / "smears" / "a_masks.png").unlink()
+    write_image(tmp_path / "smears", "a")
+    assert "no masks beside the images" in refused(tmp_path, tmp_path / "smears",
+                                                   images="smears", masks=None)
+
+
+# ---- a format added to the registry ----------------------------------------------------------
+
+class CommaSeparatedIds(MaskFormat):
+    """A toy format: a cell id per pixel, rows of comma-separated numbers."""
+    name, description, suffixes = "CSV ids", "CSV ids: one id per cell", (".csv",)
+
+    def read(self, path, height, width):
+        return labels_from_ids(np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)), None
+
+
+def test_a_format_added_to_the_registry_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(mask_formats, "MASK_FORMATS",
+                        [*mask_formats.MASK_FORMATS, CommaSeparatedIds()])
+    write_image(tmp_path / "images", "a")
+    (tmp_path / "masks").mkdir()
+    np.savetxt(tmp_path / "masks" / "a.csv", touching_ids(), fmt="%d", delimiter=",")
+    lab_mask = read_one(tmp_path)
+    assert lab_mask.format == "CSV ids" and kept_apart(lab_mask)
+    assert summary_line([lab_mask]) == ("Read 1 image with 1 mask (CSV ids: one id per cell): "
+                                        "2 cells")
+    (tmp_path / "masks" / "a.csv").rename(tmp_path / "images" / "a.csv")  # beside its image too
+    (lab_mask,) = read_lab_masks(tmp_path / "images")
+    assert lab_mask.mask.name == "a.csv" and kept_apart(lab_mask)
+
+
+def test_a_binary_mask_under_cellposes_name_counts_each_region_as_a_cell(tmp_path):
+    folder = tmp_path / "lab"
+    write_image(folder, "a")
+    two_blobs = (rectangle(2, 2, 12, 12) | rectangle(20, 30, 30, 40)).astype(np.uint8) * 255
+    write_mask(folder, "a_masks.png", two_blobs)
+    (lab_mask,) = read_lab_masks(folder)
+    assert lab_mask.cells == 2 and lab_mask.format == CELLPOSE

@@ -1,41 +1,41 @@
 """A lab's own masks, in whichever of the usual formats it keeps them, read into one form.
 
 For each image: an int32 cell label image (0 background, 1..n the cells) and a boolean nucleus
-mask, or None where the format has no nuclei. Masks are matched to images by file stem, and each
-file's format is told from its dtype and values:
+mask, or None where the format has no nuclei. Each format is a class in the registry of
+allseg/data/mask_formats.py (binary, three-level 0/128/255, instance labels, QuPath GeoJSON,
+Cellpose masks); a mask's name says which formats may take it, and a raster mask's dtype and
+values say which of them it is.
 
-- binary, 0/255 or 0/1: each 8-connected region is one cell (touching cells are one);
-- three-level, 0 background, 128 cytoplasm, 255 nucleus: whole cell = mask > 0, nucleus = 255;
-- instance labels, 16-bit (or 8-bit with more than three values): each cell its own id, as
-  Cellpose and StarDist write them, so touching cells stay apart;
-- QuPath GeoJSON, ``<stem>.geojson``: outlines drawn at the image's size (allseg/data/geojson.py).
+Masks are matched to images by file stem, in one of two layouts:
+
+- a folder of masks of its own: ``a.png`` (or ``a.tif``, ``a.geojson``, ``a_masks.png``,
+  ``a_cp_masks.png``, ``a_seg.npy``) is the mask of the image ``a.png`` (or .jpg, .tif ...);
+- Cellpose's layout, no mask folder given (or the images' one): each mask lies beside its image,
+  named ``a_masks.png``, ``a_cp_masks.png`` (or .tif) or ``a_seg.npy``, and files named so are
+  never taken for images, nor are the flows and figures Cellpose writes there.
 
 A mask with no cell is kept: its image teaches what background looks like.
 """
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-from skimage import measure, segmentation
 
 from allseg.core.errors import DataError, UserError, first_few
-from allseg.data.geojson import read_qupath_cells
+# BINARY ... DESCRIPTIONS, detect_mask_format and read_mask_values are imported from here by
+# other modules and the tests: the formats moved to mask_formats.py, their names stayed.
+from allseg.data.mask_formats import (BINARY, CELLPOSE, DESCRIPTIONS, GEOJSON, LABELS,  # noqa: F401
+                                      THREE_LEVEL, RasterMaskFormat, detect_mask_format,
+                                      detect_raster_format, format_named, formats_taking,
+                                      is_named_as_mask, mask_suffixes, possible_image_stems,
+                                      read_mask_values, suffix_after_stem)
 from allseg.data.images import list_images, read_rgb
 from allseg.data.pairing import files_by_stem
 
-BINARY, THREE_LEVEL, LABELS, GEOJSON = "binary", "three-level", "instance labels", "QuPath GeoJSON"
-DESCRIPTIONS = {
-    BINARY: "binary 0/255 or 0/1: whole cells, one per connected region",
-    THREE_LEVEL: "three-level 0/128/255: cell and nucleus",
-    LABELS: "instance labels: one id per cell, no nucleus",
-}
-CYTOPLASM, NUCLEUS = 128, 255
-STRAY_FRACTION = 0.005  # of a three-level mask's pixels may hold other values (snapped to a level)
-RASTER_MASK_EXTENSIONS = (".png", ".tif", ".tiff", ".bmp")
-GEOJSON_EXTENSION = ".geojson"
-# Listed so that a JPEG mask gets its own message rather than "image without mask".
-LOSSY_EXTENSIONS = (".jpg", ".jpeg")
+# Files Cellpose writes beside an image that are neither image nor mask (its figures, flows and
+# probabilities); its own search for images passes them over too.
+CELLPOSE_BY_PRODUCTS = ("_cp_output", "_flows", "_flows_0", "_flows_1", "_flows_2", "_cellprob")
+CELLPOSE_NAMES = "<name>_masks.png, <name>_cp_masks.png or <name>_seg.npy"
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,90 +53,38 @@ class LabMask:
 
 # ---- one mask file ---------------------------------------------------------------------------
 
-def read_mask_values(path) -> np.ndarray:
-    """A raster mask's values as stored, 2-D. Images are read as 8-bit RGB (images.read_rgb),
-    which would merge 16-bit cell ids; a mask is read unconverted. A mask saved in colour with
-    equal channels is gray; an alpha channel is ignored."""
-    path = Path(path)
-    if path.suffix.lower() in LOSSY_EXTENSIONS:
-        raise DataError(f"{path}: a JPEG mask; JPEG compression changes a mask's values (an edge "
-                        "between 0 and 255 gets the values between), so save masks as PNG or TIFF")
-    data = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile copes with non-ASCII paths
-    values = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if values is None or values.size == 0:
-        raise DataError(f"{path}: not a readable image (empty, corrupt or not an image)")
-    if values.ndim == 3:
-        colour = values[:, :, :3]
-        if not (colour == colour[:, :, :1]).all():
-            raise DataError(f"{path}: a colour mask (its red, green and blue differ); save it as "
-                            "a gray image: binary, 0/128/255 or 16-bit cell labels")
-        values = colour[:, :, 0]
-    return values
-
-
-def detect_mask_format(values: np.ndarray, path) -> str:
-    """BINARY, THREE_LEVEL or LABELS, from the mask's dtype and the values in it; ``path`` names
-    the file in the error for values that fit none of them."""
-    found = np.unique(values)
-    if values.dtype == bool:
-        return BINARY
-    shown = first_few(found.tolist(), 8)
-    if values.dtype.kind not in "uif" or found[0] < 0 or not np.array_equal(found, np.floor(found)):
-        raise DataError(f"{path}: values {shown} are not whole numbers of 0 or more, so not a "
-                        "mask (binary, 0/128/255 or cell labels)")
-    present = set(found.tolist())
-    if values.dtype.kind in "ui" and values.dtype.itemsize > 1:
-        # 16 bits and more hold cell ids; 0 and the largest value is a binary mask saved wide.
-        return BINARY if present == {0, np.iinfo(values.dtype).max} else LABELS
-    if present <= {0, 1} or present <= {0, 255}:
-        return BINARY
-    if present <= {0, CYTOPLASM, NUCLEUS} or _three_level_with_strays(values, present):
-        return THREE_LEVEL
-    if len(present) > 3:
-        return LABELS
-    # Left: two or three values that are none of the above. 0/1/2 reads two ways, as a class map
-    # (background, cytoplasm, nucleus) or as an 8-bit image of two cells' ids: a guess would be
-    # wrong for one of them, so the message asks for the file in a format that says which.
-    raise DataError(f"{path}: values {shown} fit no mask format: binary (0/255 or 0/1), "
-                    "three-level (0/128/255) or cell labels (16-bit, or 8-bit with more than "
-                    "three values); save a class map as 0/128/255, or cell ids as 16-bit")
-
-
-def _three_level_with_strays(values, present):
-    """An 8-bit mask of 0, 128 and 255 but for a few stray pixels of other values, as drawing
-    and editing tools leave them (5 of the 100 CellaVision masks hold 1 to 179 such pixels)."""
-    return (values.dtype == np.uint8 and {CYTOPLASM, NUCLEUS} <= present
-            and np.count_nonzero(~np.isin(values, (0, CYTOPLASM, NUCLEUS)))
-            <= STRAY_FRACTION * values.size)
-
-
-def cells_from_values(values: np.ndarray, mask_format: str):
-    """(int32 labels, nucleus or None) of a raster mask of the given format; in a three-level
-    mask each value counts as the level nearest it."""
-    if mask_format == LABELS:
-        labels, _, _ = segmentation.relabel_sequential(values.astype(np.int64))
-        return labels.astype(np.int32), None
-    if mask_format == THREE_LEVEL:
-        cell, nucleus = values >= CYTOPLASM // 2, values > (CYTOPLASM + NUCLEUS) // 2
-    else:
-        cell, nucleus = values > 0, None
-    return measure.label(cell, connectivity=2).astype(np.int32), nucleus
+def _check_size(shape, mask_path, image_path, height, width):
+    if shape != (height, width):
+        raise DataError(f"{mask_path}: size {shape[1]}x{shape[0]} differs from its "
+                        f"image's {width}x{height} ({image_path})")
 
 
 def read_lab_mask(image_path, mask_path, size=None) -> LabMask:
     """One image's cells from its mask file, at the image's size (height, width; read from the
-    image when not given): a raster mask must have it, a QuPath GeoJSON is drawn at it."""
+    image when not given): a raster mask must have it, a QuPath GeoJSON is drawn at it. The
+    formats that may take the file are those registered for what follows the image's stem in its
+    name; of raster ones, the first that recognises its values reads it."""
     image_path, mask_path = Path(image_path), Path(mask_path)
     height, width = size or read_rgb(image_path).shape[:2]
-    if mask_path.suffix.lower() == GEOJSON_EXTENSION:
-        labels, nucleus = read_qupath_cells(mask_path, height, width)
-        return LabMask(image_path, mask_path, GEOJSON, labels, nucleus)
-    values = read_mask_values(mask_path)
-    if values.shape != (height, width):
-        raise DataError(f"{mask_path}: size {values.shape[1]}x{values.shape[0]} differs from its "
-                        f"image's {width}x{height} ({image_path})")
-    mask_format = detect_mask_format(values, mask_path)
-    return LabMask(image_path, mask_path, mask_format, *cells_from_values(values, mask_format))
+    formats = formats_taking(suffix_after_stem(mask_path, image_path.stem))
+    if not formats:
+        raise DataError(f"{mask_path}: not a mask file of a known format (names ending "
+                        f"{first_few(mask_suffixes(), 8)})")
+    if isinstance(formats[0], RasterMaskFormat):
+        values = read_mask_values(mask_path)
+        _check_size(values.shape, mask_path, image_path, height, width)
+        mask_format = detect_raster_format(values, mask_path, formats)
+        labels, nucleus = mask_format.cells(values)
+    else:
+        mask_format = formats[0]
+        labels, nucleus = mask_format.read(mask_path, height, width)
+        _check_size(labels.shape, mask_path, image_path, height, width)
+    return LabMask(image_path, mask_path, mask_format.name, labels, nucleus)
+
+
+def _description(format_name):
+    mask_format = format_named(format_name)
+    return mask_format.description if mask_format else format_name
 
 
 def read_cell_and_nucleus(image_path, mask_path, size=None) -> np.ndarray:
@@ -145,7 +93,7 @@ def read_cell_and_nucleus(image_path, mask_path, size=None) -> np.ndarray:
     whole cells and nuclei cannot learn nuclei from it."""
     lab = read_lab_mask(image_path, mask_path, size)
     if lab.nucleus is None:
-        raise DataError(f"{lab.mask}: {DESCRIPTIONS.get(lab.format, lab.format)}, so no nuclei to "
+        raise DataError(f"{lab.mask}: {_description(lab.format)}, so no nuclei to "
                         "learn; with "
                         "[model] num_classes = 2 each mask must carry them: three-level "
                         "(0 background, 128 cytoplasm, 255 nucleus) or QuPath GeoJSON")
@@ -162,31 +110,86 @@ def _folder(path, role):
     return folder
 
 
-def list_mask_files(folder):
-    """Mask files directly in ``folder`` (raster masks, QuPath GeoJSON, and JPEGs, which are
-    refused when read), sorted by name, hidden files skipped."""
-    known = RASTER_MASK_EXTENSIONS + (GEOJSON_EXTENSION,) + LOSSY_EXTENSIONS
+def _is_by_product(path):
+    return path.stem.lower().endswith(CELLPOSE_BY_PRODUCTS)
+
+
+def list_mask_files(folder, images=()):
+    """Files directly in ``folder`` that a registered format takes (raster masks, QuPath
+    GeoJSON, Cellpose _seg.npy, and JPEGs, which are refused when read), sorted by name; hidden
+    files, Cellpose's by-products and the ``images`` passed over."""
+    suffixes, images = tuple(mask_suffixes()), set(images)
     return sorted(p for p in Path(folder).iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known)
+                  if p.is_file() and not p.name.startswith(".") and p not in images
+                  and p.name.lower().endswith(suffixes) and not _is_by_product(p))
 
 
-def pair_lab_masks(image_dir, mask_dir):
-    """[(image, mask)] matched by file stem, sorted by stem. An empty folder, an image without a
-    mask or a mask without an image is a DataError naming them."""
-    image_folder, mask_folder = _folder(image_dir, "image"), _folder(mask_dir, "mask")
-    images = files_by_stem(list_images(image_folder), image_folder)
+def list_layout_images(folder):
+    """The images of a folder in Cellpose's layout: its image files less those whose name says
+    they are masks (``a_masks.png``) and Cellpose's by-products."""
+    return [p for p in list_images(folder) if not is_named_as_mask(p) and not _is_by_product(p)]
+
+
+def _is_layout(image_folder, mask_dir):
+    """Whether masks lie beside the images: no mask folder given, or the images' own."""
+    return mask_dir is None or Path(mask_dir).resolve() == image_folder.resolve()
+
+
+def match_masks(images, masks):
+    """({image stem: [its masks]}, [masks of no image], [problems]): a mask belongs to the image
+    whose stem its name begins with, followed by a registered suffix; one that could belong to
+    two images is a problem."""
+    by_image, orphans, problems = {stem: [] for stem in images}, [], []
+    for mask in masks:
+        owners = sorted(possible_image_stems(mask) & images.keys())
+        if len(owners) == 1:
+            by_image[owners[0]].append(mask)
+        elif owners:
+            problems.append(f"{mask} may be the mask of "
+                            f"{' or of '.join(images[stem].name for stem in owners)}")
+        else:
+            orphans.append(mask)
+    problems += [f"several masks for {images[stem]}: {', '.join(m.name for m in found)}"
+                 for stem, found in sorted(by_image.items()) if len(found) > 1]
+    return by_image, orphans, problems
+
+
+def _no_masks(mask_folder, layout):
+    if layout:
+        return (f"{mask_folder}: no masks beside the images; Cellpose's layout names each "
+                f"image's mask {CELLPOSE_NAMES}; if the masks are in a folder of their own, "
+                "give that folder")
+    return (f"{mask_folder}: no masks (png, tif, tiff or bmp masks, QuPath .geojson files or "
+            "Cellpose _seg.npy files)")
+
+
+def pair_lab_masks(image_dir, mask_dir=None):
+    """[(image, mask)] matched by file stem, sorted by stem: masks in a folder of their own, or
+    with ``mask_dir`` None (or the images' folder) beside their images in Cellpose's layout.
+    An empty folder, an image without a mask or with several, or a mask without an image is a
+    DataError naming them."""
+    image_folder = _folder(image_dir, "image")
+    layout = _is_layout(image_folder, mask_dir)
+    mask_folder = image_folder if layout else _folder(mask_dir, "mask")
+    found = list_layout_images(image_folder) if layout else list_images(image_folder)
+    images = files_by_stem(found, image_folder)
     if not images:
         raise DataError(f"{image_folder}: no images (png, tif, tiff, bmp, jpg)")
-    masks = files_by_stem(list_mask_files(mask_folder), mask_folder)
+    masks = list_mask_files(mask_folder, images.values())
     if not masks:
-        raise DataError(f"{mask_folder}: no masks (png, tif, tiff or bmp masks, or QuPath "
-                        ".geojson files)")
-    problems = [f"image without mask: {images[s]}" for s in sorted(images.keys() - masks.keys())]
-    problems += [f"mask without image: {masks[s]}" for s in sorted(masks.keys() - images.keys())]
+        raise DataError(_no_masks(mask_folder, layout))
+    where = str(image_folder) if layout else f"{image_folder} / {mask_folder}"
+    by_image, orphans, ambiguous = match_masks(images, masks)
+    if ambiguous:
+        raise DataError(f"{len(ambiguous)} ambiguous pairing(s) in {where}; keep one mask per "
+                        f"image: {first_few(ambiguous)}")
+    problems = [f"image without mask: {images[s]}" for s in sorted(images) if not by_image[s]]
+    problems += [f"mask without image: {mask}" for mask in orphans]
     if problems:
-        raise DataError(f"{len(problems)} unpaired file(s) in {image_folder} / {mask_folder}: "
+        hint = f" (Cellpose's layout: each image's mask beside it, {CELLPOSE_NAMES})"
+        raise DataError(f"{len(problems)} unpaired file(s) in {where}{hint if layout else ''}: "
                         f"{first_few(problems)}")
-    return [(images[s], masks[s]) for s in sorted(images)]
+    return [(images[s], by_image[s][0]) for s in sorted(images)]
 
 
 def formats_found(lab_masks):
@@ -209,8 +212,9 @@ def check_one_format(lab_masks, mask_dir):
                         "format per folder")
 
 
-def read_lab_masks(image_dir, mask_dir):
-    """Every image's LabMask, in stem order. Every pair is read before any error is raised, so
+def read_lab_masks(image_dir, mask_dir=None):
+    """Every image's LabMask, in stem order; ``mask_dir`` None (or ``image_dir``): the masks lie
+    beside their images, in Cellpose's layout. Every pair is read before any error is raised, so
     one message lists every unusable mask (the first few and a count)."""
     read, problems = [], []
     for image, mask in pair_lab_masks(image_dir, mask_dir):
@@ -220,7 +224,7 @@ def read_lab_masks(image_dir, mask_dir):
             problems.append(str(exc))
     if problems:
         raise DataError(f"{len(problems)} unusable mask(s): {first_few(problems, 3)}")
-    check_one_format(read, mask_dir)
+    check_one_format(read, image_dir if mask_dir is None else mask_dir)
     return read
 
 
@@ -233,16 +237,9 @@ def _count(number, noun):
 def describe_format(lab_masks):
     """The format of these masks in words, with what it gives (cell, nucleus)."""
     found = formats_found(lab_masks)
-    mask_format = next(iter(found), lab_masks[0].format if lab_masks else BINARY)
-    if mask_format != GEOJSON:
-        return DESCRIPTIONS[mask_format]
-    with_cells = [m for m in lab_masks if m.cells]
-    with_nucleus = sum(m.nucleus is not None for m in with_cells)
-    if with_nucleus == len(with_cells):
-        return "QuPath GeoJSON: cell and nucleus" if with_cells else "QuPath GeoJSON"
-    if not with_nucleus:
-        return "QuPath GeoJSON: whole cells, no nucleus"
-    return f"QuPath GeoJSON: cells, with nuclei in {with_nucleus} of {len(with_cells)} images"
+    name = next(iter(found), lab_masks[0].format if lab_masks else BINARY)
+    mask_format = format_named(name)
+    return mask_format.describe(lab_masks) if mask_format else name
 
 
 def summary_line(lab_masks):
