@@ -1,14 +1,16 @@
 """Train the U-Net on the [train] pairs of a config, or fine-tune a model on a lab's own outlines.
 
     python TensorflowUNetALLTrainer.py [CONFIG]
-    python TensorflowUNetALLTrainer.py --images DIR --masks DIR --output DIR
+    python TensorflowUNetALLTrainer.py --images DIR [--masks DIR] --output DIR
                                        [--model pretrained|PATH|none] [--epochs N]
                                        [--pixel-size-um UM] [--cell-diameter PX]
 
-The second form starts from the shipped model (--model pretrained, the default), fits it to the
-masks (binary, 0/128/255 with nuclei, 16-bit labels or QuPath GeoJSON, matched to the images by
-file name), scores it against where it started on images it held out, and writes the better one
-to DIR/best_model.keras with its config and card: TensorflowUNetALLInfer.py --model DIR runs it.
+The second form fine-tunes: it starts from the shipped model (--model pretrained, the default),
+fits it to the masks (binary, 0/128/255 with nuclei, 16-bit labels, QuPath GeoJSON or Cellpose's
+files, matched to the images by file name; without --masks, Cellpose's <name>_masks.png or
+<name>_seg.npy beside the images), scores it against where it started on images it held out, and
+writes the better one to DIR/best_model.keras with its config and card:
+TensorflowUNetALLInfer.py --model DIR runs it.
 """
 import time
 from pathlib import Path
@@ -22,14 +24,15 @@ from allseg.core.errors import UserError
 def main(args):
     if args.images or args.masks or args.output:
         return fine_tune(args)
+    # imported here: TensorFlow's start-up is not needed for a bad command line's message
     from allseg.train.training import train
 
     cfg = load_config(args.config)
     start = time.perf_counter()
     result = train(cfg)
     print(f"Trained {result['epochs_run']} epochs in {time.perf_counter() - start:.0f} s; "
-          f"best epoch {result['best_epoch']}: val_loss {result['best_val_loss']:.4f}, "
-          f"val_dice {result['best_val_dice']:.4f}")
+          f"best epoch {result['best_epoch']}: {result['monitor']} {result['best_loss']:.4f}, "
+          f"val_dice {result['best_dice']:.4f}")
     if not result["outputs"]:
         print("  (a worker of a cluster: the chief wrote the outputs)")
     for name, path in result["outputs"].items():
@@ -37,12 +40,14 @@ def main(args):
 
 
 def fine_tune(args):
-    from allseg.train.finetune import Settings, finetune
+    # imported here: TensorFlow's start-up is not needed for a bad command line's message
+    from allseg.evaluate.fine_tune import fine_tune as fine_tune_on
+    from allseg.train.fine_tune import FineTuneSettings
 
-    missing = [f"--{name}" for name in ("images", "masks", "output") if not getattr(args, name)]
+    missing = [f"--{name}" for name in ("images", "output") if not getattr(args, name)]
     if missing:
-        raise UserError(f"fine-tuning needs --images, --masks and --output; {', '.join(missing)} "
-                        "not given")
+        raise UserError(f"fine-tuning needs --images and --output (and --masks unless the masks "
+                        f"sit beside the images); {', '.join(missing)} not given")
     if args.config != DEFAULT_CONFIG:
         raise UserError(f"{args.config}: fine-tuning takes no config (its settings come with "
                         "--model); give either a config or --images/--masks/--output")
@@ -50,9 +55,9 @@ def fine_tune(args):
                              ("--cell-diameter", args.cell_diameter, 0)):
         if value is not None and not value > low:
             raise UserError(f"{name} {value:g}: allowed: a number above {low}")
-    settings = Settings() if args.epochs is None else Settings(epochs=args.epochs)
-    facts = finetune(Path(args.images), Path(args.masks), Path(args.output), args.model,
-                     settings, args.pixel_size_um, args.cell_diameter)
+    settings = FineTuneSettings(**({} if args.epochs is None else {"epochs": args.epochs}))
+    facts = fine_tune_on(Path(args.images), args.masks and Path(args.masks), Path(args.output),
+                         args.model, settings, args.pixel_size_um, args.cell_diameter)
     print(f"Wrote {Path(args.output) / 'best_model.keras'} (the {facts['kept']} model), its "
           f"config and card; segment with: TensorflowUNetALLInfer.py --model {args.output} "
           "--images DIR --output DIR")
@@ -62,7 +67,9 @@ def arguments():
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--images", metavar="DIR", help="fine-tune: the lab's images")
     parser.add_argument("--masks", metavar="DIR", help="fine-tune: their masks, one per image, "
-                        "named as the image (PNG/TIFF/BMP, or <name>.geojson from QuPath)")
+                        "named as the image (PNG/TIFF/BMP, <name>.geojson from QuPath, "
+                        "<name>_masks.png or <name>_seg.npy from Cellpose); leave out when "
+                        "Cellpose's masks sit beside the images")
     parser.add_argument("--output", metavar="DIR", help="fine-tune: where the model goes")
     parser.add_argument("--model", default="pretrained", metavar="pretrained|PATH|none",
                         help="fine-tune from the shipped model (default), another model the "

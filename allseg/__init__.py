@@ -1,5 +1,5 @@
 """Library code behind the TensorflowUNet ALL scripts, one sub-package per stage, in the order
-they may import each other: core, cells, data, model, infer, train, evaluate. A module imports
+they may import each other: core, cells, data, model, train, infer, evaluate. A module imports
 from its own stage or an earlier one, never a later one (tests/test_layout.py checks)."""
 import os
 

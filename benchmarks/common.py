@@ -118,7 +118,7 @@ def cell_summary(preds_and_truths, c, scale=1.0):
     """Pooled cell scores of (prediction, truth) mask pairs, counted by the [infer] cell keys c
     as the evaluator counts them (one to one at IoU >= 0.5); scale as in cell_settings."""
     from allseg.cells.instances import cell_settings
-    from allseg.evaluate.cell_scoring import score_cells, summarize_cells
+    from allseg.cells.scoring import score_cells, summarize_cells
     keys = cell_settings(c, scale)
     return summarize_cells([score_cells(p, t, *keys)[0] for p, t in preds_and_truths], *keys)
 

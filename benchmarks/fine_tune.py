@@ -6,17 +6,22 @@ scored (flips averaged and not), trained as TensorflowUNetALLTrainer.py --images
 shipped model (the default) and from scratch, and the naive way (200 steps of 4 at the crops' own
 size, Adam 1e-3 constant, no stain jitter) from each; the shipped model as it is, at its scale.
 """
+import copy
 import json
+import shutil
 
+import keras
 import numpy as np
 from common import DATA, parse, parser, write_results
 
 import allseg.core.quiet_start  # noqa: F401
+from allseg.data.lab_samples import read_samples
+from allseg.evaluate.fine_tune import held_out_scores
 from allseg.infer.scale import resampling
-from allseg.train.finetune import (Settings, fine_tuned, held_out_scores, model_file,
-                                   read_samples, template_config)
+from allseg.train.fine_tune import (FineTuneSettings, chosen_scale, fine_tune_config,
+                                    fine_tune_model, model_file, template_config)
 
-NAIVE = {"epochs": 8, "learning_rate": 1e-3, "stain_jitter": 0.0, "cosine": False, "scale": 1.0}
+NAIVE = {"epochs": 8, "learning_rate": 1e-3, "colour": 0.0, "cosine": False, "scale": 1.0}
 ARMS = {"from shipped (default)": ("pretrained", {}), "from scratch": ("none", {}),
         "naive, from shipped": ("pretrained", NAIVE), "naive, from scratch": ("none", NAIVE)}
 COLUMNS = ("whole_cell_dice", "nucleus_dice", "found", "count_error", "nc_error",
@@ -24,23 +29,26 @@ COLUMNS = ("whole_cell_dice", "nucleus_dice", "found", "count_error", "nc_error"
 
 
 def zero_shot(test, images):
-    import keras
     cfg = template_config(model_file("pretrained"))
     model = keras.models.load_model(model_file("pretrained"), compile=False)
     scale, _ = resampling(cfg, model, [images / s.name for s in test])
     return {**held_out_scores(model, cfg, test, scale), "scale": scale, "train_seconds": 0.0}
 
 
-def fine_tune(start, changes, train, test):
-    start, settings = model_file(start), Settings(**changes)  # fine_tuned sets its scale
-    model, cfg, seconds = fine_tuned(start, template_config(start), train, 2, settings,
-                                     log=lambda *a: None)
+def fine_tune(start, changes, train, test, scratch):
+    """One arm trained as the trainer's --images form trains, in a fresh scratch folder."""
+    start, settings = model_file(start), FineTuneSettings(**changes)
+    shutil.rmtree(scratch, ignore_errors=True)
+    scale, _ = chosen_scale(settings, train)
+    cfg = fine_tune_config(template_config(start), settings, 2, train, scale, scratch)
+    result = fine_tune_model(start, cfg, train, settings, scale)
     scores = {}
     for flips in (True, False):  # each model predicted with and without its flips averaged
-        cfg.model.tta_flips = flips
+        run_cfg = copy.deepcopy(cfg)
+        run_cfg.model.tta_flips = flips
         scores.update({("flips_" if flips else "") + k: v for k, v in held_out_scores(
-            model, cfg, test, settings.scale).items() if not (flips and k == "per_image")})
-    return {**scores, "train_seconds": seconds}
+            result["model"], run_cfg, test, scale).items() if not (flips and k == "per_image")})
+    return {**scores, "train_seconds": result["seconds"]}
 
 
 def plot(rows, path):
@@ -60,7 +68,7 @@ def plot(rows, path):
 
 
 def main():
-    p = parser(__doc__, data=DATA / "wbc-cellavision")
+    p = parser(__doc__, data=DATA / "wbc-cellavision", scratch="fine_tune")
     p.add_argument("--k", type=int, nargs="+", default=[5, 10, 20, 40])
     p.add_argument("--naive-k", type=int, nargs="*", default=[5, 20])
     args = parse(p)
@@ -72,7 +80,8 @@ def main():
         rows.append({"k": k, "arm": "shipped, zero-shot", **zero_shot(test, args.data / "images")})
         for arm, (start, changes) in ARMS.items():
             if changes is not NAIVE or k in args.naive_k:
-                rows.append({"k": k, "arm": arm, **fine_tune(start, changes, train, test)})
+                rows.append({"k": k, "arm": arm, **fine_tune(start, changes, train, test,
+                                                             args.scratch / "model")})
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "per_image"}),
                       flush=True)
     text = ["| k | start | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |",
@@ -81,8 +90,8 @@ def main():
              + " |" for r in rows]
     for row in (r for r in rows if r["arm"] != "from shipped (default)"):
         row.pop("per_image")  # each held-out crop's figures for the command's model only
-    write_results(args.out / "finetune", rows, "\n".join(text))
-    plot(rows, args.assets / "finetune_learning_curve.png")
+    write_results(args.out / "fine_tune", rows, "\n".join(text))
+    plot(rows, args.assets / "fine_tune_learning_curve.png")
     print("\n".join(text))
 
 

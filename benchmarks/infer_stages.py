@@ -29,7 +29,7 @@ from skimage import segmentation
 
 from allseg.cells import instances
 from allseg.core.config import load_config
-from allseg.evaluate.cell_scoring import match_cells
+from allseg.cells.matching import match_cells
 from allseg.data.images import read_rgb, resize_image, write_png
 from allseg.data.splitting import read_split_csv
 from allseg.infer import inference

@@ -14,7 +14,7 @@ from common import (COLOUR_RULE, DATA, ROOT, blue_minus_green, caption, parse, p
 import allseg.core.quiet_start  # noqa: F401, E402  (before TensorFlow starts)
 from allseg.cells.instances import cell_settings, label_cells  # noqa: E402
 from allseg.data.images import list_images, read_rgb  # noqa: E402
-from allseg.evaluate.scoring import confusion, dice  # noqa: E402
+from allseg.cells.scoring import mask_dice  # noqa: E402
 from allseg.infer.engines import load_predictor  # noqa: E402
 from allseg.infer.predict import predict_masks  # noqa: E402
 from allseg.infer.scale import resampling, sample_evenly  # noqa: E402
@@ -30,8 +30,8 @@ def score(mask, truth, c):
     ids, overlap = np.unique(cells[whole & (cells > 0)], return_counts=True)
     best = cells == (ids[np.argmax(overlap)] if len(ids) else -1)
     return {"found": float(np.sum(best & whole) >= 0.5 * np.sum(best | whole) > 0),
-            "dice_whole": dice(*confusion(mask, whole)[:3]),
-            "dice_nucleus": dice(*confusion(mask, truth == 255)[:3]),
+            "dice_whole": mask_dice(mask, whole),
+            "dice_nucleus": mask_dice(mask, truth == 255),
             "false_cells": float(len(set(np.unique(cells[cells > 0])) - set(ids))),
             "count_error": float(abs(int(cells.max()) - 1))}
 

@@ -22,8 +22,8 @@ from allseg.core.config import load_config  # noqa: E402
 from allseg.data.images import read_mask, read_rgb  # noqa: E402
 from allseg.data.pairing import find_category_pairs  # noqa: E402
 from allseg.data.truth_audit import audit_masks, stained_cells  # noqa: E402
-from allseg.evaluate.cell_scoring import score_cells  # noqa: E402
-from allseg.evaluate.scoring import score_image, summarize  # noqa: E402
+from allseg.cells.scoring import score_cells  # noqa: E402
+from allseg.cells.scoring import pixel_scores, summarize  # noqa: E402
 
 MONTAGE_ROWS = 6
 
@@ -41,7 +41,7 @@ def scores(preds, items, c):
         return {k: v for k, v in cell_summary(pairs_of_masks, c).items() if k != "per_image"}
 
     trusted = [i for i, item in enumerate(items) if not item[4]]
-    pixel = summarize([score_image(it[0].image.name, p, it[2]) for p, it in zip(preds, items)])
+    pixel = summarize([pixel_scores(it[0].image.name, p, it[2]) for p, it in zip(preds, items)])
     out = {"images": len(items), "trusted_images": len(trusted), "mean_dice": pixel["mean_dice"],
            "cells_vs_truth": cells((p, item[2]) for p, item in zip(preds, items)),
            "cells_vs_visible": cells((p, item[3]) for p, item in zip(preds, items))}

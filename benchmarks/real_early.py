@@ -19,7 +19,7 @@ from allseg.core.config import load_config  # noqa: E402
 from allseg.core.files import replace_atomically  # noqa: E402
 from allseg.data.images import read_mask, read_rgb  # noqa: E402
 from allseg.data.pairing import find_pairs  # noqa: E402
-from allseg.evaluate.scoring import score_image, summarize  # noqa: E402
+from allseg.cells.scoring import pixel_scores, summarize  # noqa: E402
 
 CELL_KEYS = ("f1", "precision", "recall", "panoptic_quality", "count_mae", "count_bias", "dice",
              "nsd_2px", "hd95", "n_true", "n_pred", "tp", "fp", "fn")
@@ -28,7 +28,7 @@ CELL_KEYS = ("f1", "precision", "recall", "panoptic_quality", "count_mae", "coun
 def scored(items, c):
     """Pixel summary with the cell summary under "cells", as the evaluator writes them."""
     items = list(items)
-    summary = summarize([score_image(n, p, t) for n, p, t in items])
+    summary = summarize([pixel_scores(n, p, t) for n, p, t in items])
     summary["cells"] = cell_summary(((p, t) for _, p, t in items), c)
     return summary
 
@@ -41,7 +41,7 @@ def colour_threshold_baseline(all_dir, c):
 
     train = load("train")
     best_t = max(range(0, 160, 5), key=lambda t: (np.mean(
-        [score_image(n, d > t, m)["dice"] for n, d, m in train]), -t))  # ties: the lowest t
+        [pixel_scores(n, d > t, m)["dice"] for n, d, m in train]), -t))  # ties: the lowest t
     test = load("test")
     return best_t, scored(((n, d > best_t, m) for n, d, m in test), c), test
 

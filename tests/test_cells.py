@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from allseg.evaluate.cell_scoring import (hausdorff95, match_cells, normalized_surface_dice, score_cells,
+from allseg.cells.scoring import (hausdorff95, match_cells, normalized_surface_dice, score_cells,
                                          split_and_merging_cells, summarize_cells)
 from allseg.cells.instances import (SPLIT_HOLE_PX, cells_csv, fill_small_holes, label_cells,
                                      measure_cells)
@@ -277,3 +277,17 @@ def test_the_learned_cell_size_is_the_median_diameter_of_every_cell_in_the_masks
                    (disc((60, 60), (15, 15), 5), disc((60, 60), (15, 15), 5), large))
     assert median_cell_diameter([small, large], min_area=20) == pytest.approx(sizes[1])
     assert median_cell_diameter([np.zeros((8, 8), bool)], min_area=20) == 0.0
+
+
+def test_the_median_diameter_counts_every_labelled_cell_of_label_images_and_skips_unused_labels():
+    from allseg.cells.instances import median_diameter
+    labels = np.zeros((40, 40), np.int32)
+    labels[:4, :4] = 1    # 16 px
+    labels[10:15, 10:15] = 3  # 25 px; label 2 is used by no pixel
+    other = np.zeros((20, 20), np.int32)
+    other[:6, :6] = 7  # 36 px
+    assert median_diameter([labels, other]) == pytest.approx(np.sqrt(4 * 25 / np.pi))
+    assert median_diameter(iter([labels])) == pytest.approx(  # a generator: read once
+        (np.sqrt(4 * 16 / np.pi) + np.sqrt(4 * 25 / np.pi)) / 2)
+    assert median_diameter([np.zeros((8, 8), np.int32)]) == 0.0
+    assert median_diameter([]) == 0.0

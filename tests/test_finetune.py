@@ -3,13 +3,19 @@ that the infer script runs, kept only if it beats where it started, and clear er
 cannot be trained on."""
 import configparser
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
 import pytest
+from skimage import measure
 
-from conftest import run_script
+from conftest import ROOT, run_script, script_process_options
 
+from allseg.data.geojson import cells_to_geojson
 from allseg.data.synthetic import make_smear
 
 
@@ -79,12 +85,6 @@ def test_from_the_shipped_model_the_better_of_the_two_is_kept_and_the_scores_pri
 
 def test_qupath_geojson_outlines_train_as_the_png_masks_do(tmp_path):
     """The GeoJSON the infer script writes (and QuPath exports) is read back as masks."""
-    import json
-
-    from skimage import measure
-
-    from allseg.data.geojson import cells_to_geojson
-
     images, masks = write_lab(tmp_path / "lab", 3, seed=2)
     outlines = tmp_path / "lab" / "geojson"
     outlines.mkdir()
@@ -123,3 +123,60 @@ def test_one_image_is_not_enough_to_fine_tune_and_nothing_is_written(tmp_path):
                       "--output", tmp_path / "out", check=False)
     assert proc.returncode == 2 and "fine-tuning needs at least 2" in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def write_cellpose_lab(folder, count):
+    """Synthetic smears with Cellpose's 16-bit <stem>_masks.png beside them, in one folder."""
+    folder.mkdir(parents=True)
+    for i in range(count):
+        rgb, _, cells = make_smear(np.random.default_rng([7, i]), "Early")
+        cv2.imwrite(str(folder / f"cell{i:02d}.png"), rgb[..., ::-1])
+        cv2.imwrite(str(folder / f"cell{i:02d}_masks.png"),
+                    measure.label(cells, connectivity=2).astype(np.uint16))
+    return folder
+
+
+def test_masks_with_no_cell_are_refused_and_nothing_is_written(tmp_path):
+    images, masks = write_lab(tmp_path / "lab", 3)
+    for mask in masks.iterdir():
+        cv2.imwrite(str(mask), np.zeros((224, 224), np.uint8))
+    proc = run_script("TensorflowUNetALLTrainer.py", "--images", images, "--masks", masks,
+                      "--output", tmp_path / "out", check=False)
+    assert proc.returncode == 2 and "none of the 3 masks holds a cell" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cellpose_folder_fine_tunes_without_masks_and_a_second_run_keeps_the_first(tmp_path):
+    folder = write_cellpose_lab(tmp_path / "lab", 3)
+    args = ("TensorflowUNetALLTrainer.py", "--images", folder, "--output", tmp_path / "model",
+            "--model", "none", "--epochs", "1")
+    first = run_script(*args).stdout
+    assert "Read 3 images with 3 masks (Cellpose masks" in first, first
+    card = (tmp_path / "model" / "README.md").read_text(encoding="utf-8")
+
+    second = run_script(*args).stdout
+    (earlier,) = (tmp_path / "model").glob("earlier-*")
+    assert f"Kept the earlier model of {tmp_path / 'model'} in {earlier}" in second, second
+    assert (earlier / "README.md").read_text(encoding="utf-8") == card
+    assert {p.name for p in earlier.iterdir()} == {"best_model.keras", "best_model.config",
+                                                    "README.md", "held_out_scores.json"}
+    assert (tmp_path / "model" / "best_model.keras").is_file()
+
+
+def test_a_killed_fine_tune_goes_on_where_it_stopped_when_run_again(tmp_path):
+    images, masks = write_lab(tmp_path / "lab", 3)
+    args = [str(ROOT / "TensorflowUNetALLTrainer.py"), "--images", str(images), "--masks",
+            str(masks), "--output", str(tmp_path / "model"), "--model", "none", "--epochs", "3"]
+    state = tmp_path / "model" / "training" / "unfinished_run" / "state.json"
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, **script_process_options())
+    while not state.exists() and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), "the run ended before an epoch was saved"
+
+    out = run_script("TensorflowUNetALLTrainer.py", *args[1:]).stdout
+    assert "Resuming the unfinished run" in out and "of 3 epochs done" in out, out
+    assert "Kept the earlier model" not in out  # the killed run had written no model
+    assert (tmp_path / "model" / "README.md").is_file() and not state.exists()

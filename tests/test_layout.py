@@ -4,7 +4,7 @@ import ast
 
 from conftest import ROOT
 
-STAGES = ("core", "cells", "data", "model", "infer", "train", "evaluate")
+STAGES = ("core", "cells", "data", "model", "train", "infer", "evaluate")
 
 
 def imported_allseg_modules(path):
@@ -52,3 +52,31 @@ def test_a_model_saved_before_the_layout_moved_still_loads():
     assert prob.shape == (1, 32, 32, 1) and 0 <= prob.min() and prob.max() <= 1
     scores = model.evaluate(image, np.ones((1, 32, 32, 1), np.float32), return_dict=True, verbose=0)
     assert {"loss", "dice", "iou"} <= set(scores)  # the custom metrics came back too
+
+
+def test_no_function_is_longer_than_fifty_lines():
+    long = []
+    for path in sorted((ROOT / "allseg").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 50:
+                    long.append(f"{path.relative_to(ROOT)}: {node.name}, {lines} lines")
+    assert not long, "functions over 50 lines:\n" + "\n".join(long)
+
+
+def test_an_import_inside_a_function_says_why():
+    """Imports sit at the top of a module; one left inside a function (a measured start-up
+    cost) carries an '# imported here: ...' comment just above it."""
+    unexplained = []
+    for path in sorted((ROOT / "allseg").rglob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    above = lines[inner.lineno - 2].strip()
+                    if not above.startswith("# imported here"):
+                        unexplained.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
+    assert not unexplained, "imports inside functions without a reason:\n" + "\n".join(unexplained)

@@ -142,4 +142,5 @@ def test_training_with_the_weight_map_feeds_per_pixel_weights(tmp_path, syntheti
     assert cfg.train.border_weight == 10.0 and cfg.train.border_sigma == 5.0
     assert cfg.train.contact_weight == 10.0
     result = train(cfg)
-    assert result["epochs_run"] == 1 and np.isfinite(result["best_val_loss"])
+    assert result["epochs_run"] == 1 and np.isfinite(result["best_loss"])
+    assert result["monitor"] == "val_loss"  # a config's run chooses its model by validation

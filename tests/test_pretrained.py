@@ -15,7 +15,7 @@ import allseg.model.losses_metrics  # noqa: F401  (registers the loss and metric
 from allseg.cells.instances import cell_settings, label_cells
 from allseg.core.config import load_config
 from allseg.data.synthetic import CATEGORIES, make_smear
-from allseg.evaluate.cell_scoring import score_cells, summarize_cells
+from allseg.cells.scoring import score_cells, summarize_cells
 from allseg.infer.predict import predict_masks
 from allseg.model.shipped import SHIPPED_MODEL
 

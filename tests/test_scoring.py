@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from allseg.evaluate.scoring import confusion, dice, iou, score_image, summarize
+from allseg.cells.scoring import confusion, dice, iou, pixel_scores, summarize
 
 
 def test_dice_and_iou_from_counts():
@@ -15,14 +15,14 @@ def test_dice_and_iou_from_counts():
 def test_both_empty_counts_as_perfect_and_one_empty_as_zero():
     empty = np.zeros((4, 4), bool)
     full = np.ones((4, 4), bool)
-    assert score_image("a", empty, empty)["dice"] == 1.0
-    assert score_image("b", empty, full)["dice"] == 0.0
-    assert score_image("c", full, empty)["iou"] == 0.0
+    assert pixel_scores("a", empty, empty)["dice"] == 1.0
+    assert pixel_scores("b", empty, full)["dice"] == 0.0
+    assert pixel_scores("c", full, empty)["iou"] == 0.0
 
 
 def test_summary_pools_counts_and_averages_per_image():
-    rows = [score_image("a", np.ones((2, 2), bool), np.ones((2, 2), bool)),
-            score_image("b", np.zeros((2, 2), bool), np.ones((2, 2), bool))]
+    rows = [pixel_scores("a", np.ones((2, 2), bool), np.ones((2, 2), bool)),
+            pixel_scores("b", np.zeros((2, 2), bool), np.ones((2, 2), bool))]
     s = summarize(rows, loss=0.3, binary_accuracy=0.5)
     assert s["mean_dice"] == pytest.approx(0.5)
     assert s["pooled_dice"] == pytest.approx(2 * 4 / (2 * 4 + 4))

@@ -60,6 +60,55 @@ def test_the_config_trainer_learns_cells_and_nuclei_and_the_evaluator_scores_bot
     assert "Nuclei: mean Dice" in proc.stdout
 
 
+def write_apart_cells(folder):
+    """Three-level masks of three discs that touch nothing, so the truth's cells are the same
+    whether counted as the evaluator counts a Kaggle mask or read as a lab's outlines."""
+    for path in sorted(folder.glob("*.png")):
+        mask = np.zeros((64, 64), np.uint8)
+        for centre in ((16, 16), (16, 47), (46, 32)):
+            cv2.circle(mask, centre, 11, 128, -1)
+            cv2.circle(mask, centre, 6, 255, -1)
+        cv2.imwrite(str(path), mask)
+
+
+def test_the_evaluator_and_fine_tuning_score_the_same_predictions_alike(tmp_path):
+    import keras
+
+    from allseg.core.config import load_config
+    from allseg.data.lab_samples import read_samples
+    from allseg.evaluate.evaluation import evaluate
+    from allseg.evaluate.fine_tune import held_out_scores
+    from allseg.infer.scale import resampling
+
+    write_three_level_split(tmp_path)
+    test = tmp_path / "ALL" / "test"
+    write_apart_cells(test / "segmented" / "Early")
+    config = tmp_path / "two.config"  # long enough to find cells, so that matching counts
+    config.write_text(tiny_config_text(tmp_path, epochs="30", patience="30", learning_rate="0.01")
+                      .replace("num_classes    = 1", "num_classes    = 2"), encoding="utf-8")
+    run_script("TensorflowUNetALLTrainer.py", config)
+    cfg = load_config(config)
+    model = keras.models.load_model(tmp_path / "models" / "best_model.keras")
+    summary = evaluate(cfg, model)
+    samples = read_samples(test / "original" / "Early", test / "segmented" / "Early")
+    scale, _ = resampling(cfg, model, [test / "original" / "Early" / s.name for s in samples])
+    held = held_out_scores(model, cfg, samples, scale)
+
+    for mine, theirs in zip(held["per_image"], summary["per_image"], strict=True):
+        assert mine["image"] == theirs["file"]
+        assert mine["whole_cell_dice"] == theirs["dice"]
+        assert mine["nucleus_dice"] == theirs["nucleus"]["dice"]
+        assert (mine["cells_true"], mine["cells_predicted"], mine["cells_found"]) == (
+            theirs["cells"]["n_true"], theirs["cells"]["n_pred"], theirs["cells"]["tp"]) == (
+            3, theirs["cells"]["n_pred"], theirs["cells"]["tp"])
+    assert held["whole_cell_dice"] == summary["mean_dice"]
+    assert held["found"] == summary["cells"]["recall"]
+    assert held["count_error"] == summary["cells"]["count_mae"]
+    assert held["nucleus_dice"] == summary["nuclei"]["mean_dice"]
+    assert held["nc_error"] == summary["nuclei"]["nc_error_mean"]
+    assert summary["cells"]["tp"] > 0  # cells were matched, so found and N:C were compared
+
+
 def test_a_two_class_config_with_masks_without_nuclei_is_refused_naming_the_file(tmp_path):
     write_three_level_split(tmp_path, binary=True)
     proc = run_script("TensorflowUNetALLTrainer.py", two_class_config(tmp_path), check=False)

@@ -253,16 +253,27 @@ def nucleus_measurements(region, nucleus):
     return {"nucleus_area_px": area, "nc_ratio": round(area / region.area, 4)}
 
 
-def median_cell_diameter(masks, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX,
-                         min_cells=1):
-    """The median equivalent diameter, in pixels, of every cell in these masks: the size of cell
-    a model trained on them learned ([model] cell_diameter_px); 0.0 for fewer than min_cells."""
-    areas = np.concatenate([np.zeros(0), *(
-        np.bincount(label_cells(mask, min_area, split_depth, split_hole_px).ravel())[1:]
-        for mask in masks)])
+def median_diameter(label_images, min_cells=1) -> float:
+    """The median equivalent diameter sqrt(4 * area / pi), in pixels, of every labelled cell
+    (label > 0) across these int label images (any iterable, read one at a time); 0.0 for fewer
+    than min_cells cells, and so without any."""
+    areas = [np.zeros(0, np.int64)]
+    for labels in label_images:  # one at a time: a generator's images are never all held
+        counts = np.bincount(labels.ravel())[1:]
+        areas.append(counts[counts > 0])  # a number no pixel carries is no cell
+    areas = np.concatenate(areas)
     if len(areas) < max(1, min_cells):
         return 0.0
     return float(np.median(np.sqrt(4 * areas / np.pi)))
+
+
+def median_cell_diameter(masks, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX,
+                         min_cells=1):
+    """The median_diameter of every cell in these masks, labelled as label_cells counts them:
+    the size of cell a model trained on them learned ([model] cell_diameter_px); 0.0 for fewer
+    than min_cells."""
+    return median_diameter((label_cells(mask, min_area, split_depth, split_hole_px)
+                            for mask in masks), min_cells)
 
 
 def count_row(name, labels, mask):

@@ -1,4 +1,7 @@
-"""Cell-level scores: true and predicted cells matched one to one, and boundary scores.
+"""The one per-image scorer, shared by the evaluator, fine-tuning's held-out images, the truth
+audit and the export check: pixel overlap (Dice, IoU), cells matched one to one with boundary
+scores, and nuclei (Dice, N:C error); and the pooled summaries of many images, in the style of
+nnU-Net's summary.json.
 
 Every score comes with the counts it was computed from, so a reader can redo the arithmetic.
 Empty cases follow the pixel scores' rule: where there is nothing to find and nothing was found,
@@ -9,10 +12,65 @@ import numpy as np
 from scipy import ndimage
 
 from allseg.cells.instances import SPLIT_HOLE_PX, label_cells
-from allseg.cells.matching import IOU_MATCH, joint_counts, match_cells  # noqa: F401 (re-exported)
-from allseg.evaluate.scoring import dice
+from allseg.cells.matching import IOU_MATCH, joint_counts, match_cells, nc_errors
 
 NSD_TOLERANCE = 2   # pixels; normalized surface Dice (Nikolov et al. 2021)
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray):
+    """(tp, fp, fn, tn) pixel counts of two boolean masks of the same shape."""
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape")
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred & ~truth))
+    fn = int(np.count_nonzero(~pred & truth))
+    return tp, fp, fn, int(pred.size) - tp - fp - fn
+
+
+def dice(tp, fp, fn):
+    """1.0 where truth and prediction are both empty: nothing to find, nothing wrongly found."""
+    denom = 2 * tp + fp + fn
+    return 2 * tp / denom if denom else 1.0
+
+
+def iou(tp, fp, fn):
+    denom = tp + fp + fn
+    return tp / denom if denom else 1.0
+
+
+def summarize(per_image, loss=None, binary_accuracy=None):
+    """The summary.json content from per-image rows {"file", "tp", "fp", "fn", "tn"}."""
+    tp, fp, fn, tn = (sum(r[k] for r in per_image) for k in ("tp", "fp", "fn", "tn"))
+    dices = np.array([r["dice"] for r in per_image], dtype=float)
+    ious = np.array([r["iou"] for r in per_image], dtype=float)
+    return {
+        "num_images": len(per_image),
+        "mean_dice": float(dices.mean()),
+        "median_dice": float(np.median(dices)),
+        "p10_dice": float(np.percentile(dices, 10)),
+        "mean_iou": float(ious.mean()),
+        "pooled_dice": dice(tp, fp, fn),
+        "pooled_iou": iou(tp, fp, fn),
+        "pixel_accuracy": (tp + tn) / (tp + fp + fn + tn),
+        "precision": tp / (tp + fp) if tp + fp else 1.0 if not fn else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 1.0,
+        "loss": loss,
+        "binary_accuracy": binary_accuracy,
+        "per_image": per_image,
+    }
+
+
+def mask_dice(pred, truth):
+    """Dice of two boolean masks."""
+    tp, fp, fn, _ = confusion(pred, truth)
+    return dice(tp, fp, fn)
+
+
+def pixel_scores(file, pred, truth):
+    """One image's pixel counts, Dice and IoU."""
+    tp, fp, fn, tn = confusion(pred, truth)
+    return {"file": str(file), "dice": dice(tp, fp, fn), "iou": iou(tp, fp, fn),
+            "tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
 def split_and_merging_cells(true_labels, pred_labels):
@@ -82,9 +140,13 @@ def hausdorff95(pred, truth):
     return boundary_scores(pred, truth)[1]
 
 
-def score_cells(pred_mask, truth_mask, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX):
-    """Cell scores of one image; returns (row, true labels, predicted labels, match)."""
-    true_labels = label_cells(truth_mask, min_area, split_depth, split_hole_px)
+def score_cells(pred_mask, truth_mask, min_area, split_depth=0.0, split_hole_px=SPLIT_HOLE_PX,
+                true_labels=None):
+    """Cell scores of one image; returns (row, true labels, predicted labels, match). The true
+    cells are true_labels where the truth has its own (a lab's outlines), else the truth mask's
+    cells counted as the predicted ones are."""
+    if true_labels is None:
+        true_labels = label_cells(truth_mask, min_area, split_depth, split_hole_px)
     pred_labels = label_cells(pred_mask, min_area, split_depth, split_hole_px)
     match = match_cells(true_labels, pred_labels)
     truth, pred = true_labels > 0, pred_labels > 0
@@ -125,3 +187,45 @@ def summarize_cells(rows, min_area, split_depth, split_hole_px=SPLIT_HOLE_PX):
                        "iou_match": IOU_MATCH, "nsd_tolerance_px": NSD_TOLERANCE,
                        "connectivity": 8},
     }
+
+
+def score_nuclei(true_labels, true_nucleus, pred_labels, pred_nucleus, match):
+    """One image's nucleus scores: pixel counts and Dice, and the N:C error of each matched
+    cell (the one-to-one matching of whole cells)."""
+    tp, fp, fn, _ = confusion(pred_nucleus, true_nucleus)
+    return {"dice": dice(tp, fp, fn), "tp": tp, "fp": fp, "fn": fn,
+            "nc_errors": nc_errors(true_labels, true_nucleus, pred_labels, pred_nucleus,
+                                   match["pairs"])}
+
+
+def summarize_nuclei(rows):
+    """Mean and pooled nucleus Dice over the images, and the mean N:C error over every matched
+    cell (None without any), with the counts they come from."""
+    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
+    errors = [e for r in rows for e in r["nc_errors"]]
+    return {"mean_dice": float(np.mean([r["dice"] for r in rows])), "pooled_dice": dice(tp, fp, fn),
+            "nc_error_mean": float(np.mean(errors)) if errors else None,
+            "matched_cells": len(errors)}
+
+
+def score_image(file, pred, truth, cell_keys, true_labels=None, pred_nucleus=None,
+                true_nucleus=None):
+    """One image's row, as summary.json lists it: pixel scores of the masks, "cells" (cell_keys:
+    [infer]'s min_area, split_depth, split_hole_px at the image's scale) and, where both sides
+    have nuclei, "nucleus". Returns (row, true labels, predicted labels, match)."""
+    cells, true_labels, pred_labels, match = score_cells(pred, truth, *cell_keys,
+                                                         true_labels=true_labels)
+    row = {**pixel_scores(file, pred, truth), "cells": cells}
+    if pred_nucleus is not None and true_nucleus is not None:
+        row["nucleus"] = score_nuclei(true_labels, true_nucleus, pred_labels, pred_nucleus, match)
+    return row, true_labels, pred_labels, match
+
+
+def summarize_images(rows, cell_keys, loss=None, binary_accuracy=None):
+    """The pooled summary of score_image rows: pixels, "cells" and, with nuclei, "nuclei"."""
+    summary = summarize(rows, loss, binary_accuracy)
+    summary["cells"] = summarize_cells([r["cells"] for r in rows], *cell_keys)
+    nuclei = [r["nucleus"] for r in rows if "nucleus" in r]
+    if nuclei:
+        summary["nuclei"] = summarize_nuclei(nuclei)
+    return summary

@@ -6,6 +6,7 @@ output name ever holds a partial file. OSErrors a user can act on (a full disk, 
 read-only disk, a path through a file) become one-line UserErrors that name the path.
 """
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -171,6 +172,15 @@ def write_text(path, text):
 
 def write_json(path, data):
     write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def sha256_file(path, chunk=1 << 20):
+    """The file's SHA-256 in hex, read a chunk at a time: a model file is tens of MB."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def keep_previous(path) -> Path | None:

@@ -46,6 +46,7 @@ def shown(line, hide_info=True):
 
 
 def start_tensorflow():
+    # imported here: TensorFlow prints its CUDA lines as it loads, so only once fd 2 is captured
     import tensorflow as tf
     tf.config.list_physical_devices()  # the cuInit call happens here, not at import
 

@@ -1,4 +1,5 @@
-"""Random augmentation applied jointly to an image and its mask, seeded for reproducibility."""
+"""Random augmentation applied jointly to an image and its mask, seeded for reproducibility: the
+one augmentation of every training run (a config's pairs and a lab's fine-tuning alike)."""
 import numpy as np
 import tensorflow as tf
 from skimage.color import hed_from_rgb, rgb_from_hed
@@ -47,15 +48,25 @@ def _stain(image, seed, sigma):
     return tf.clip_by_value(rgb, 0.0, 1.0) * 255.0
 
 
-def augment(ds, seed, flips, colour_strength, square, stain_sigma=0.0):
-    """Maps (image, mask) to augmented (float image 0-255, mask); new draws every epoch."""
-    if not flips and colour_strength <= 0 and stain_sigma <= 0:
+def _crop(image, mask, seed, size):
+    """A size x size window at a random place, the same for the image and its mask."""
+    both = tf.concat([tf.cast(image, tf.float32), mask], axis=-1)
+    both = tf.image.stateless_random_crop(both, [size, size, both.shape[-1]], seed + 10)
+    return both[..., :3], both[..., 3:]
+
+
+def augment(ds, seed, flips, colour_strength, square, stain_sigma=0.0, crop=None):
+    """Maps (image, mask) to augmented (float image 0-255, mask); new draws every epoch.
+    crop: the side of a random square window taken first (images at least that large)."""
+    if not flips and colour_strength <= 0 and stain_sigma <= 0 and not crop:
         return ds
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
     def apply(pair, seed_pair):
         image, mask = pair
         image = tf.cast(image, tf.float32)
+        if crop:
+            image, mask = _crop(image, mask, seed_pair, crop)
         if flips:
             image, mask = _geometry(image, mask, seed_pair, square)
         if colour_strength > 0:

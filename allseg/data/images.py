@@ -91,6 +91,12 @@ def resize_image(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
                       interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def resize_by(rgb, scale):
+    """The image resized by scale (at least 1 px a side); itself at scale 1."""
+    height, width = rgb.shape[:2]
+    return resize_image(rgb, max(1, round(height * scale)), max(1, round(width * scale)))
+
+
 def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize a boolean mask smoothly and threshold it again, so it stays binary."""
     if mask.shape[:2] == (height, width):

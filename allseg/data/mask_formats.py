@@ -17,7 +17,7 @@ that order:
   whatever their values, since that is what Cellpose writes, and ``<stem>_seg.npy``, the file
   Cellpose's GUI saves, whose "masks" array holds the cell ids.
 
-Adding a format is one class and one line in MASK_FORMATS (docs/finetuning.md, "Adding a mask
+Adding a format is one class and one line in MASK_FORMATS (docs/fine-tuning.md, "Adding a mask
 format").
 """
 from pathlib import Path

@@ -14,6 +14,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from allseg.cells.instances import remove_small_components
+from allseg.cells.scoring import mask_dice
+from allseg.core.errors import DataError
 from allseg.data.images import read_mask, read_rgb
 
 STAIN_FLOOR = 40        # (R + B) / 2 - G above this is stained nucleus or cytoplasm
@@ -61,18 +63,13 @@ def training_truth(rgb, mask_path, truth):
     return mask
 
 
-def dice(a, b):
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
-
 def audit_masks(rgb, truth):
     """The measures and the reasons (possibly none) for one image and its truth mask."""
     stain = stained_cells(rgb)
     filled = ndi.binary_fill_holes(truth)
     row = {"truth_fraction": float(truth.mean()), "stain_fraction": float(stain.mean()),
            "hole_fraction": float((filled & ~truth).sum() / max(int(filled.sum()), 1)),
-           "stain_dice": dice(truth, stain)}
+           "stain_dice": mask_dice(truth, stain)}
     reasons = []
     if row["truth_fraction"] < NEAR_EMPTY_TRUTH and row["stain_fraction"] >= NEAR_EMPTY_STAIN:
         reasons.append("near_empty")
@@ -141,7 +138,6 @@ def trusted_pairs(pairs, what, repair=False):
     print(text)
     kept = [pair for pair, row in zip(pairs, rows) if not row["reasons"]]
     if not kept:
-        from allseg.core.errors import DataError
         raise DataError(f"the truth audit flags all {len(pairs)} {what} pairs: set "
                         "skip_flagged_truth = False, or check the masks (benchmarks/truth_audit.py "
                         "draws what it flags)")

@@ -5,16 +5,14 @@ import keras
 import numpy as np
 
 from allseg.cells.instances import cell_settings
-from allseg.cells.matching import nc_errors
+from allseg.cells.scoring import score_image, summarize, summarize_cells, summarize_images
 from allseg.core.files import write_json
 from allseg.data.dataset import ALLDataset
 from allseg.data.images import read_mask, read_rgb
 from allseg.data.lab_masks import read_cell_and_nucleus
 from allseg.data.pairing import describe
 from allseg.data.truth_audit import trusted_pairs
-from allseg.evaluate.cell_scoring import score_cells, summarize_cells
 from allseg.evaluate.pictures import histograms, worst_gallery
-from allseg.evaluate.scoring import confusion, dice, score_image, summarize
 from allseg.infer.engines import load_predictor
 from allseg.infer.predict import (needs_tiles, predict_cells, predict_masks,
                                   predict_probabilities, to_mask)
@@ -34,87 +32,81 @@ def evaluate(cfg, model=None):
     if cfg.eval.skip_flagged_truth:
         data.pairs = trusted_pairs(data.pairs, "evaluation")
     print(f"Evaluating {len(data)} pairs in {describe(cfg.eval.image_datapath, cfg.eval.category)}")
-    batch_size = cfg.train.batch_size
-    ds = data.dataset(batch_size=batch_size)
-
-    c, nuclei = cfg.infer, cfg.model.num_classes == 2
     scale, why = resampling(cfg, model, [pair.image for pair in data.pairs])
     if why:
         print(why)
-    cells_at = cell_settings(c, scale)
-    loss_sum, correct, pixels, rows, worst = 0.0, 0, 0, [], []
+    cell_keys = cell_settings(cfg.infer, scale)
+    rows, worst, loss_sum, correct, pixels = [], [], 0.0, 0, 0
     progress = keras.utils.Progbar(len(data), unit_name="image")
     pairs = iter(data.pairs)
-    for images, masks in ds:
+    for images, masks in data.dataset(batch_size=cfg.train.batch_size):
         probs = predict_probabilities(model, images, cfg.model.tta_flips)
         masks = masks.numpy()[..., 0]
-        n = len(probs)
         # The loss and accuracy the seed printed: at the model's size, over the batch.
-        loss_sum += float(model.loss(masks[..., None], probs[..., None])) * n
+        loss_sum += float(model.loss(masks[..., None], probs[..., None])) * len(probs)
         correct += int(np.count_nonzero((probs > cfg.model.threshold) == (masks > 0.5)))
         pixels += probs.size
         for prob in probs:
             pair = next(pairs)
-            truth = read_mask(pair.mask)
-            if nuclei:  # both channels, as the infer script writes them
-                (both,) = predict_cells(model, [read_rgb(pair.image)], cfg.model, batch_size,
-                                        c.tiled, scale)
-                pred = both[..., 0]
-            elif not needs_tiles(truth, cfg.model, c.tiled, scale):
-                pred = to_mask(prob, *truth.shape, cfg.model.min_area, cfg.model.threshold)
-            else:  # at its own resolution or resampled to the model's scale, as the infer script
-                (pred,) = predict_masks(model, [read_rgb(pair.image)], cfg.model, batch_size,
-                                        c.tiled, scale)
-            cells, true_labels, pred_labels, match = score_cells(pred, truth, *cells_at)
-            rows.append({**score_image(pair.image.name, pred, truth), "category": pair.category,
-                         "cells": cells})
-            if nuclei:
-                true_nucleus = read_cell_and_nucleus(pair.image, pair.mask, truth.shape)[..., 1]
-                rows[-1]["nucleus"] = score_nuclei(true_labels, true_nucleus, pred_labels,
-                                                   both[..., 1], match)
+            row, drawn = score_pair(model, cfg, pair, prob, scale, cell_keys)
+            rows.append(row)
             # the few lowest cell F1s so far, with what it takes to draw them
-            worst.append((cells["f1"], len(rows), pair, true_labels, pred_labels, match))
-            worst = sorted(worst, key=lambda w: w[:2])[:WORST_COUNT]
-        progress.add(n)
+            worst = sorted(worst + [(row["cells"]["f1"], len(rows), pair, *drawn)],
+                           key=lambda w: w[:2])[:WORST_COUNT]
+        progress.add(len(probs))
+    summary = summarize_evaluation(rows, cell_keys, loss_sum / len(data), correct / pixels, cfg)
+    write_evaluation(cfg, summary, rows, worst)
+    return summary
 
-    def cell_summary(some):
-        return summarize_cells([r["cells"] for r in some], *cells_at)
 
+def predicted_channels(model, cfg, pair, prob, truth, scale):
+    """(whole-cell mask, nucleus mask or None) of one pair, as the infer script makes them."""
+    c = cfg.infer
+    if cfg.model.num_classes == 2:  # both channels, as the infer script writes them
+        (both,) = predict_cells(model, [read_rgb(pair.image)], cfg.model, cfg.train.batch_size,
+                                c.tiled, scale)
+        return both[..., 0], both[..., 1]
+    if not needs_tiles(truth, cfg.model, c.tiled, scale):
+        return to_mask(prob, *truth.shape, cfg.model.min_area, cfg.model.threshold), None
+    # at its own resolution or resampled to the model's scale, as the infer script
+    (pred,) = predict_masks(model, [read_rgb(pair.image)], cfg.model, cfg.train.batch_size,
+                            c.tiled, scale)
+    return pred, None
+
+
+def score_pair(model, cfg, pair, prob, scale, cell_keys):
+    """(summary row, (true labels, predicted labels, match)) of one pair, scored at its own size."""
+    truth = read_mask(pair.mask)
+    pred, pred_nucleus = predicted_channels(model, cfg, pair, prob, truth, scale)
+    true_nucleus = (None if pred_nucleus is None else
+                    read_cell_and_nucleus(pair.image, pair.mask, truth.shape)[..., 1])
+    row, true_labels, pred_labels, match = score_image(
+        pair.image.name, pred, truth, cell_keys, pred_nucleus=pred_nucleus,
+        true_nucleus=true_nucleus)
+    return {**row, "category": pair.category}, (true_labels, pred_labels, match)
+
+
+def summarize_evaluation(rows, cell_keys, loss, binary_accuracy, cfg):
+    """summary.json: every image pooled, then each category's pixel and cell scores."""
+    summary = summarize_images(rows, cell_keys, loss, binary_accuracy)
     categories = sorted({r["category"] for r in rows})
-    summary = summarize(rows, loss=loss_sum / len(data), binary_accuracy=correct / pixels)
-    summary["cells"] = {**cell_summary(rows), "per_category": {
-        name: cell_summary([r for r in rows if r["category"] == name]) for name in categories}}
+    summary["cells"]["per_category"] = {
+        name: summarize_cells([r["cells"] for r in rows if r["category"] == name], *cell_keys)
+        for name in categories}
     summary["per_category"] = {
         name: {k: v for k, v in summarize([r for r in rows if r["category"] == name]).items()
                if k not in ("per_image", "loss", "binary_accuracy")}
         for name in categories}
-    if nuclei:
-        summary["nuclei"] = summarize_nuclei([r["nucleus"] for r in rows])
     summary["model"] = str(trained_model_path(cfg))
     summary["config"] = str(cfg.path)
+    return summary
+
+
+def write_evaluation(cfg, summary, rows, worst):
+    """summary.json, the histograms and the gallery of the worst images' cells in eval_dir."""
     eval_dir = Path(cfg.train.eval_dir)
     eval_dir.mkdir(parents=True, exist_ok=True)
     write_json(eval_dir / SUMMARY, summary)
     histograms(rows, eval_dir / HISTOGRAMS)
     worst_gallery([(pair.image.name, read_rgb(pair.image), t, p, m, rows[n - 1]["cells"])
                    for _, n, pair, t, p, m in worst], eval_dir / WORST)
-    return summary
-
-
-def score_nuclei(true_labels, true_nucleus, pred_labels, pred_nucleus, match):
-    """One image's nucleus scores: pixel counts and Dice, and the N:C error of each matched
-    cell (the evaluator's one-to-one matching of whole cells)."""
-    tp, fp, fn, _ = confusion(pred_nucleus, true_nucleus)
-    return {"dice": dice(tp, fp, fn), "tp": tp, "fp": fp, "fn": fn,
-            "nc_errors": nc_errors(true_labels, true_nucleus, pred_labels, pred_nucleus,
-                                   match["pairs"])}
-
-
-def summarize_nuclei(rows):
-    """Mean and pooled nucleus Dice over the images, and the mean N:C error over every matched
-    cell (None without any), with the counts they come from."""
-    tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
-    errors = [e for r in rows for e in r["nc_errors"]]
-    return {"mean_dice": float(np.mean([r["dice"] for r in rows])), "pooled_dice": dice(tp, fp, fn),
-            "nc_error_mean": float(np.mean(errors)) if errors else None,
-            "matched_cells": len(errors)}

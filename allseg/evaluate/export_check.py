@@ -4,7 +4,7 @@ import numpy as np
 from allseg.core.errors import UserError
 from allseg.data.images import read_rgb, resize_image
 from allseg.data.pairing import find_category_pairs
-from allseg.evaluate.scoring import confusion, dice
+from allseg.cells.scoring import mask_dice
 from allseg.infer.export import openvino_predict, saved_model_predict, tflite_predict
 from allseg.infer.predict import THRESHOLD
 
@@ -21,8 +21,7 @@ def sample_images(cfg, count=8):
 
 
 def pooled_mask_dice(a, b):
-    tp, fp, fn, _ = confusion(b > THRESHOLD, a > THRESHOLD)
-    return dice(tp, fp, fn)
+    return mask_dice(b > THRESHOLD, a > THRESHOLD)
 
 
 def compare_exports(cfg, model, paths):

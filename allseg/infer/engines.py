@@ -21,24 +21,21 @@ import shutil
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
+from allseg.core.accel import gpu_names
 from allseg.core.errors import UserError
-from allseg.core.files import set_aside, write_json
+from allseg.core.files import set_aside, sha256_file, write_json
+from allseg.model.shipped import trained_model_path
+from allseg.model.unet import load_trained_model
 
 ENGINES = ("auto", "keras", "openvino", "litert")
 STAMP = "stamp.json"
 CHECK_IMAGES = 4
 CHECK_TOLERANCE = 1e-4  # largest probability difference from Keras a conversion may show
 FALL_BACK = 'set [infer] engine = "keras" to fall back'
-
-
-def sha256_file(path, chunk=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_images(height, width, count=CHECK_IMAGES, seed=0):
@@ -62,6 +59,12 @@ class _Engine:
     @classmethod
     def version(cls):
         return importlib.metadata.version(cls.package)
+
+    @staticmethod
+    def runtime():
+        """What runs a conversion (openvino's module, LiteRT's Interpreter class); an ImportError
+        where its package is not installed."""
+        raise NotImplementedError
 
     def predict_on_batch(self, images):
         x = np.ascontiguousarray(images, dtype=np.float32)
@@ -87,15 +90,20 @@ class OpenVINOEngine(_Engine):
               "ENABLE_CPU_PINNING": False}
 
     @staticmethod
-    def convert(saved_model, out):
-        import openvino as ov
+    def runtime():
+        # imported here: openvino adds 0.3 s to every start, and only its engine's runs use it
+        import openvino
+        return openvino
+
+    @classmethod
+    def convert(cls, saved_model, out):
+        ov = cls.runtime()
         # float32 weights: the default halves them to float16 on saving.
         ov.save_model(ov.convert_model(str(saved_model)), str(out / "model.xml"),
                       compress_to_fp16=False)
 
     def _load(self):
-        import openvino as ov
-        self.core = ov.Core()
+        self.core = self.runtime().Core()
         self.model = self.core.read_model(str(self.folder / "model.xml"))
 
     def _compile(self, shape):
@@ -110,15 +118,20 @@ class LiteRTEngine(_Engine):
     name, package, files = "litert", "ai-edge-litert", ("model.tflite",)
 
     @staticmethod
+    def runtime():
+        # imported here (0.01 s, so not for speed): a missing package must fail only this engine
+        from ai_edge_litert.interpreter import Interpreter
+        return Interpreter
+
+    @staticmethod
     def convert(saved_model, out):
-        import tensorflow as tf
         (out / "model.tflite").write_bytes(
             tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert())
 
     def _load(self):
-        from ai_edge_litert.interpreter import Interpreter
+        interpreter_class = self.runtime()
         path = str(self.folder / "model.tflite")  # not self: no cycle keeps the file open
-        self._make = lambda: Interpreter(model_path=path, num_threads=os.cpu_count())
+        self._make = lambda: interpreter_class(model_path=path, num_threads=os.cpu_count())
         self._make().allocate_tensors()  # fails here on a file that is not a model
 
     def _compile(self, shape):
@@ -279,7 +292,6 @@ def choose(setting, model):
     the hardware found (OpenVINO on a CPU, Keras on a GPU)."""
     if setting != "auto":
         return setting, "set in the config"
-    from allseg.core.accel import gpu_names
     gpus = gpu_names()
     if gpus:
         return "keras", f"auto: GPU ({', '.join(gpus)})"
@@ -296,21 +308,15 @@ def choose(setting, model):
 def load_predictor(cfg, model=None, log=print):
     """What predicts for cfg: its trained Keras model, or the [infer] engine running a conversion
     of it. Prints which engine runs and why."""
-    from allseg.model.shipped import trained_model_path
-    from allseg.model.unet import load_trained_model
     model = model or load_trained_model(cfg)
     name, why = choose(cfg.infer.engine, model)
     if name == "keras":
-        import keras
         log(f"Inference engine: keras {keras.__version__} ({why})")
         return model
     cls = CLASSES[name]
     try:
         cls.version()
-        if name == "openvino":
-            import openvino  # noqa: F401
-        else:
-            import ai_edge_litert.interpreter  # noqa: F401
+        cls.runtime()
     except ImportError as exc:
         raise UserError(f"[infer] engine = \"{name}\" needs the {cls.package} package ({exc}): "
                         f"pip install -r requirements.txt, or {FALL_BACK}") from None

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
+from allseg.cells.instances import cell_settings, median_cell_diameter
 from allseg.core.errors import UserError
-from allseg.core.files import (
-    make_folder,
-    replace_atomically,
-    set_aside,
-    write_bytes,
-    write_text,
-)
+from allseg.core.files import make_folder, set_aside, write_bytes, write_text
+from allseg.data.dataset import ALLDataset
+from allseg.data.images import read_mask, resize_mask
+from allseg.infer.engines import OpenVINOEngine
+from allseg.model import saving
 
 EXPORT_DIR = "export"
 
@@ -32,8 +32,6 @@ def export_model(model, model_dir):
     """Writes <model_dir>/export/{saved_model/, model_float32.tflite, model_float16.tflite,
     openvino/model.xml (+ .bin)}; an earlier export folder is renamed, not replaced. Returns the
     paths written."""
-    from allseg.infer.engines import OpenVINOEngine
-
     out = Path(model_dir) / EXPORT_DIR
     if out.exists():
         print(f"Kept the previous export as {set_aside(out)}")
@@ -53,7 +51,6 @@ def export_model(model, model_dir):
 def tflite_predict(path, images):
     """Probabilities (N, H, W) from a TFLite file, one image at a time, run by LiteRT (the
     successor of tf.lite.Interpreter, which is on its way out)."""
-    from ai_edge_litert.interpreter import Interpreter
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
@@ -72,7 +69,6 @@ def saved_model_predict(path, images):
 
 def openvino_predict(path, images):
     """Probabilities (N, H, W) from an OpenVINO IR (the model.xml path), as the engine runs it."""
-    from allseg.infer.engines import OpenVINOEngine
     return OpenVINOEngine(Path(path).parent).predict_on_batch(images)[..., 0]
 
 
@@ -81,19 +77,11 @@ def save_for_inference(model, cfg, path):
     needs (Adam keeps two more copies of every weight), with the loss and metrics it trained
     with, so it reloads in safe mode and the evaluator scores it as before; cfg's file is copied
     beside it as <stem>.config, the settings it runs with. Returns the file's SHA-256."""
-    import keras
-
-    from allseg.infer.engines import sha256_file
-    from allseg.model.losses_metrics import make_loss, make_metrics
-
     path = Path(path)
     if path.suffix != ".keras":
         raise UserError(f"--inference-copy {path}: give a file name ending in .keras")
     make_folder(path.parent, "--inference-copy ")
-    model.compile(optimizer=keras.optimizers.SGD(), loss=make_loss(cfg.train.loss),
-                  metrics=make_metrics())
-    with replace_atomically(path) as tmp:
-        model.save(tmp)
+    sha256 = saving.save_for_inference(model, path, cfg.train.loss)
     header = (f"; The config {path.name} was trained with, copied from {cfg.path} by export_model.py"
               " --inference-copy.\n; Its [model] section and [infer] cell keys travel with the "
               "model; its paths are the training run's.\n")
@@ -104,16 +92,12 @@ def save_for_inference(model, cfg, path):
                    "training masks, measured by export_model.py.\n")
         text = text.replace("[model]\n", f"[model]\ncell_diameter_px = {learned:.1f}\n", 1)
     write_text(path.with_suffix(".config"), header + text)
-    return sha256_file(path)
+    return sha256
 
 
 def learned_cell_diameter(cfg):
     """(median cell diameter in the model's input pixels, masks measured) over the [train]
     pairs' truth, its cells counted as [infer] counts them."""
-    from allseg.cells.instances import cell_settings, median_cell_diameter
-    from allseg.data.dataset import ALLDataset
-    from allseg.data.images import read_mask, resize_mask
-
     pairs = ALLDataset.from_config(cfg, "train").pairs
     m = cfg.model
     masks = (resize_mask(read_mask(p.mask), m.image_height, m.image_width) for p in pairs)

@@ -132,82 +132,123 @@ def infer(cfg, model=None):
     """Writes masks, cell labels, overlays, the cells' GeoJSON (and nuclei masks for a model
     with two classes) and a montage; returns (written, skipped, failed) lists."""
     c, m = cfg.infer, cfg.model
-    nuclei = m.num_classes == 2
     _check_folders(c, output_keys(m.num_classes))
-    images_dir = Path(c.images_dir)
     dirs = OutputDirs(Path(c.output_dir), Path(c.overlay_dir), Path(c.labels_dir),
-                      Path(c.geojson_dir), Path(c.nuclei_dir) if nuclei else None)
+                      Path(c.geojson_dir), Path(c.nuclei_dir) if m.num_classes == 2 else None)
     model = model or load_predictor(cfg)
+    files, skipped = _sorted_inputs(Path(c.images_dir))
+    _make_output_folders(c, dirs)
+    progress = Progbar(len(files), unit_name="image")
+    scale, why = resampling(cfg, model, files)
+    if why:
+        print(why)
+    run = _predict_and_write(cfg, model, files, dirs, scale, progress)
+    _write_summaries(c, run, nuclei=m.num_classes == 2)
+    return run.written, skipped, run.failed
+
+
+def _sorted_inputs(images_dir):
+    """sort_inputs(images_dir), with a note for each entry left out."""
     files, skipped = sort_inputs(images_dir)
     for path, reason in skipped:
         print(f"note: skipped {path} ({reason})")
+    return files, skipped
+
+
+def _make_output_folders(c, dirs):
+    """Creates the output folders, an error naming the setting of any that cannot be made."""
     for name, folder in zip(("output_dir", "overlay_dir", "labels_dir", "geojson_dir",
                              "nuclei_dir"), dirs):
         if folder is not None:
             make_folder(folder, _key(c, name))
 
-    batch_size = cfg.train.batch_size
-    written, failed, tiles, labels, counts, cells = [], [], [], [], [], []
-    progress = Progbar(len(files), unit_name="image")
-    scale, why = resampling(cfg, model, files)
-    if why:
-        print(why)
-    cell_keys = cell_settings(c, scale)
 
-    def collect(image, pixels, job):
+class _Run:
+    """One run's predictions and the writes they start: each image's outputs are written in a
+    worker thread, and what they return is collected in input order, so the montage and counts
+    are too."""
+
+    def __init__(self, cfg, model, dirs, scale, pool):
+        self.c, self.m, self.batch_size = cfg.infer, cfg.model, cfg.train.batch_size
+        self.model, self.dirs, self.scale, self.pool = model, dirs, scale, pool
+        self.cell_keys = cell_settings(self.c, scale)
+        self.writes = deque()  # (path, pixels, future) of the writes not yet collected
+        self.written, self.failed, self.counts, self.cells = [], [], [], []
+        self.tiles, self.labels = [], []  # the montage's
+
+    def note_unreadable(self, errors):
+        for path, why in errors:
+            self.failed.append((path, why))
+            print(f"\nerror: {why} (skipped; the other images go on)")
+
+    def predict_batch(self, images):
+        """Predicts a batch of (path, rgb) and starts writing each image's outputs."""
+        c, m = self.c, self.m
+        masks = predict_cells(self.model, [rgb for _, rgb in images], m, self.batch_size,
+                              c.tiled, self.scale, show_tiles=True)
+        _check_classes(masks, m)
+        for (path, rgb), channels in zip(images, masks):
+            want_tile = len(self.written) + len(self.writes) < MONTAGE_MAX_IMAGES
+            # Each channel contiguous for the PNG encoder; the whole cells first
+            mask = np.ascontiguousarray(channels[..., 0])
+            nucleus = np.ascontiguousarray(channels[..., 1]) if m.num_classes == 2 else None
+            self.writes.append((path, mask.size, self.pool.submit(
+                write_outputs, path, rgb, mask, self.dirs, want_tile, self.cell_keys,
+                c.pixel_size_um, nucleus)))
+
+    def collect(self, bounded=False):
+        """Collects the writes started, oldest first: all of them, or (bounded) only until
+        those left hold at most two batches and TILED_PIXELS pixels, which bounds the images
+        held in memory to a few batches of small ones, or one scan."""
+        while self.writes and (not bounded or len(self.writes) > 2 * self.batch_size
+                               or sum(pixels for _, pixels, _ in self.writes) > TILED_PIXELS):
+            self._collect_oldest()
+
+    def _collect_oldest(self):
+        image, _, job = self.writes.popleft()
         try:
             path, mask_path, row, cell_rows, tile = job.result()
         except UserError as exc:  # a full disk, say: the images written so far are whole
-            raise UserError(f"stopped at {image.name} after {len(written)} image(s) were "
+            raise UserError(f"stopped at {image.name} after {len(self.written)} image(s) were "
                             f"written in full: {exc}") from None
-        written.append(mask_path)
-        counts.append(row)
-        cells.extend(cell_rows)
+        self.written.append(mask_path)
+        self.counts.append(row)
+        self.cells.extend(cell_rows)
         if tile is not None:
-            tiles.append(tile)
-            labels.append(f"{path.stem}: {row['cells']} cells")
+            self.tiles.append(tile)
+            self.labels.append(f"{path.stem}: {row['cells']} cells")
 
-    # The engine predicts a batch while the next one is read in one thread and the images before
-    # it are labelled, measured and written in two more (53.5 img/s against 49 with one, on 788
-    # images). Worker processes in their place bought nothing on 2 cores, where the engine already
-    # keeps both busy (docs/performance.md, "Inference, stage by stage").
-    batches = _read_batches(files, batch_size)
+
+def _predict_and_write(cfg, model, files, dirs, scale, progress):
+    """Predicts and writes the files' outputs, a batch at a time; returns the _Run that
+    collected what was written. The engine predicts a batch while the next one is read in one
+    thread and the images before it are labelled, measured and written in two more (53.5 img/s
+    against 49 with one, on 788 images). Worker processes in their place bought nothing on 2
+    cores, where the engine already keeps both busy (docs/performance.md, "Inference, stage by
+    stage")."""
+    batches = _read_batches(files, cfg.train.batch_size)
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=2) as pool:
+        run = _Run(cfg, model, dirs, scale, pool)
         reading = reader.submit(next, batches, None)
-        writes = deque()  # in input order, so the montage and counts are too
         while (batch := reading.result()) is not None:
             images, errors, covered = batch
             reading = reader.submit(next, batches, None)
-            for path, why in errors:
-                failed.append((path, why))
-                print(f"\nerror: {why} (skipped; the other images go on)")
+            run.note_unreadable(errors)
             if images:
-                masks = predict_cells(model, [rgb for _, rgb in images], m, batch_size, c.tiled,
-                                      scale, show_tiles=True)
-                _check_classes(masks, m)
-                for (path, rgb), channels in zip(images, masks):
-                    want_tile = len(written) + len(writes) < MONTAGE_MAX_IMAGES
-                    # Each channel contiguous for the PNG encoder; the whole cells first
-                    mask = np.ascontiguousarray(channels[..., 0])
-                    nucleus = np.ascontiguousarray(channels[..., 1]) if nuclei else None
-                    writes.append((path, mask.size, pool.submit(
-                        write_outputs, path, rgb, mask, dirs, want_tile, cell_keys,
-                        c.pixel_size_um, nucleus)))
-                del masks, channels  # a scan's masks: only the channels above are kept
-            # Bounds the images held in memory: a few batches of small ones, or one scan
-            while writes and (len(writes) > 2 * batch_size
-                              or sum(pixels for _, pixels, _ in writes) > TILED_PIXELS):
-                collect(*writes.popleft())
+                run.predict_batch(images)
+            run.collect(bounded=True)
             progress.add(covered)
-        while writes:
-            collect(*writes.popleft())
+        run.collect()
+    return run
 
-    if counts:
+
+def _write_summaries(c, run, nuclei):
+    """The cell-count and cells CSVs and the montage, for the images written."""
+    if run.counts:
         make_folder(Path(c.cell_counts).parent, _key(c, "cell_counts"))
-        write_text(c.cell_counts, counts_csv(counts))
+        write_text(c.cell_counts, counts_csv(run.counts))
         make_folder(Path(c.cells_csv).parent, _key(c, "cells_csv"))
-        write_text(c.cells_csv, cells_csv(cells, physical=c.pixel_size_um > 0, nuclei=nuclei))
-    if tiles:
+        write_text(c.cells_csv, cells_csv(run.cells, physical=c.pixel_size_um > 0, nuclei=nuclei))
+    if run.tiles:
         make_folder(Path(c.montage).parent, _key(c, "montage"))
-        write_png(c.montage, montage(tiles, labels))
-    return written, skipped, failed
+        write_png(c.montage, montage(run.tiles, run.labels))

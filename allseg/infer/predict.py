@@ -4,7 +4,7 @@ import numpy as np
 from keras.utils import Progbar
 
 from allseg.cells.instances import remove_small_components
-from allseg.data.images import resize_image, resize_probability
+from allseg.data.images import resize_by, resize_image, resize_probability
 
 THRESHOLD = 0.5  # the [model] threshold key's default
 # Images whose tiles are predicted together, at most this many pixels in all: small images share
@@ -129,12 +129,6 @@ def pixel_groups(rgbs, scale=1.0, limit=TILED_PIXELS):
         groups[-1].append(index)
         total += pixels
     return groups
-
-
-def resize_by(rgb, scale):
-    """The image resized by scale (at least 1 px a side); itself at scale 1."""
-    height, width = rgb.shape[:2]
-    return resize_image(rgb, max(1, round(height * scale)), max(1, round(width * scale)))
 
 
 def tile_starts(length, tile, overlap=None):

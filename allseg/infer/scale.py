@@ -11,8 +11,8 @@ import numpy as np
 
 from allseg.cells.instances import cell_settings, median_cell_diameter
 from allseg.core.errors import UserError
-from allseg.data.images import read_rgb
-from allseg.infer.predict import pixel_groups, predict_tiled_many, resize_by
+from allseg.data.images import read_rgb, resize_by
+from allseg.infer.predict import pixel_groups, predict_tiled_many
 
 LADDER_STEP = 2 ** 0.5    # two rungs an octave: the estimate is interpolated between two
 LARGEST_SCALE = 2.0       # cells down to half the learned size are looked for

@@ -7,6 +7,7 @@ threshold, flips, speck removal) and its ``[infer]`` cell settings are the ones 
 and scored with, so they replace the command's config; the rest of that config (folders, engine,
 batch size) stays the user's.
 """
+import copy
 from pathlib import Path
 
 from allseg.core.cli import DEFAULT_CONFIG
@@ -60,11 +61,13 @@ def checked_model_file(choice):
 
 
 def choose_model(cfg, choice, log=print):
-    """Points cfg at the model ``choice`` names ("pretrained", a .keras file, or a folder with
-    best_model.keras) and takes the settings of the config beside it, if there is one."""
+    """A copy of cfg pointed at the model ``choice`` names ("pretrained", a .keras file, or a
+    folder with best_model.keras), with the settings of the config beside it if there is one;
+    cfg itself is left as it was (and returned as it is for choice None)."""
     if choice is None:
         return cfg
     path = checked_model_file(choice)
+    cfg = copy.deepcopy(cfg)
     cfg.model_file = path
     beside = path.with_suffix(".config")
     if beside.is_file():

@@ -3,8 +3,11 @@ import keras
 
 from allseg.core.accel import build_with_policy, resolve
 from allseg.core.config import load_config
+from allseg.core.errors import UserError
+from allseg.core.run_lock import note_if_training
 from allseg.model.architecture import build_unet
 from allseg.model.losses_metrics import make_loss, make_metrics
+from allseg.model.shipped import trained_model_path
 
 
 class TensorflowUNet:
@@ -20,24 +23,25 @@ class TensorflowUNet:
                                m.base_filters, m.num_layers, m.dropout_rate, m.activation,
                                m.batch_norm, m.stain_normalize),
             self.mixed_precision)
-        # learning_rate may be a schedule built by the trainer; the config's value otherwise.
-        # Under mixed precision Keras wraps Adam in a loss-scale optimizer by itself.
-        self.model.compile(optimizer=keras.optimizers.Adam(learning_rate or m.learning_rate),
-                           loss=make_loss(t.loss), metrics=make_metrics(),
-                           jit_compile=resolve(t.jit_compile),
-                           steps_per_execution=t.steps_per_execution)
+        compile_for_training(self.model, self.config, learning_rate)
 
     def summary(self):
         self.model.summary(line_length=110)  # wide enough for shapes on one line, piped or not
 
 
+def compile_for_training(model, cfg, learning_rate=None):
+    """Compiles model as [train] says: Adam at learning_rate (a schedule the trainer built, or
+    [model] learning_rate), the config's loss and the project's metrics. Under mixed precision
+    Keras wraps Adam in a loss-scale optimizer by itself."""
+    t = cfg.train
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate or cfg.model.learning_rate),
+                  loss=make_loss(t.loss), metrics=make_metrics(),
+                  jit_compile=resolve(t.jit_compile), steps_per_execution=t.steps_per_execution)
+    return model
+
+
 def load_trained_model(cfg):
     """The best model the trainer saved for this config, checked against the config's sizes."""
-
-    from allseg.core.errors import UserError
-    from allseg.core.run_lock import note_if_training
-    from allseg.model.shipped import trained_model_path
-
     path = trained_model_path(cfg)
     if not path.is_file():
         raise UserError(f"no trained model at {path}: run TensorflowUNetALLTrainer.py "

@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from keras.src.backend.tensorflow import trainer as tf_trainer  # patched for multi-worker runs
 
 from allseg.core.errors import UserError
 
@@ -68,7 +69,6 @@ def build_for_cluster(model, strategy, dataset):
 
 
 def _patch_metric_reduction():
-    from keras.src.backend.tensorflow import trainer as tf_trainer
     original = tf_trainer.reduce_per_replica
     if getattr(original, "patched_for_multi_worker", False):
         return

@@ -19,9 +19,12 @@ RESUME_DIR = "unfinished_run"
 STATE = "state.json"
 
 
-def fingerprint(cfg):
-    """A short hash of the [model] and [train] values: a run only resumes under the same ones."""
+def fingerprint(cfg, data_identity=""):
+    """A short hash of the [model] and [train] values, and of what identifies the data where the
+    config does not (a lab's images and start model): a run only resumes under the same ones."""
     values = {s: sorted(vars(getattr(cfg, s)).items()) for s in ("model", "train")}
+    if data_identity:
+        values["data"] = data_identity
     return hashlib.sha256(json.dumps(values, default=str).encode()).hexdigest()[:16]
 
 

@@ -4,7 +4,9 @@ import csv
 import io
 import math
 import os
+import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -50,19 +52,18 @@ class SaveBestModel(keras.callbacks.Callback):
     """Saves the model whenever val_loss improves, to a temp name first so a crash mid-write
     never leaves a truncated best model behind."""
 
-    def __init__(self, path, best=math.inf):
+    def __init__(self, path, best=math.inf, monitor="val_loss"):
         super().__init__()
-        self.path = Path(path)
-        self.best = best
+        self.path, self.best, self.monitor = Path(path), best, monitor
 
     def on_epoch_end(self, epoch, logs=None):
-        val_loss = (logs or {}).get("val_loss")
-        if val_loss is None or not val_loss < self.best:
+        loss = (logs or {}).get(self.monitor)
+        if loss is None or not loss < self.best:
             return
-        self.best = val_loss
+        self.best = loss
         with replace_atomically(self.path, lambda: saved_size(self.model)) as tmp:
             self.model.save(tmp)
-        print(f"\nEpoch {epoch + 1}: val_loss improved to {val_loss:.5f}; saved {self.path}")
+        print(f"\nEpoch {epoch + 1}: {self.monitor} improved to {loss:.5f}; saved {self.path}")
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -102,22 +103,22 @@ def read_rows(csv_path, epochs):
     return [row for row in rows if row["epoch"] < epochs]
 
 
-def best_row(rows):
-    return min(rows, key=lambda row: row["val_loss"])
+def best_row(rows, monitor="val_loss"):
+    return min(rows, key=lambda row: row[monitor])
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """Early stopping that, on a resumed run, carries on counting from the logged history."""
 
-    def __init__(self, rows, best_model_path, **kwargs):
-        super().__init__(monitor="val_loss", restore_best_weights=True, verbose=1, **kwargs)
+    def __init__(self, rows, best_model_path, monitor="val_loss", **kwargs):
+        super().__init__(monitor=monitor, restore_best_weights=True, verbose=1, **kwargs)
         self.rows, self.best_model_path = rows, best_model_path
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         if self.rows:
-            best = best_row(self.rows)
-            self.best, self.best_epoch = best["val_loss"], best["epoch"]
+            best = best_row(self.rows, self.monitor)
+            self.best, self.best_epoch = best[self.monitor], best["epoch"]
             self.wait = self.rows[-1]["epoch"] - best["epoch"]
             self.best_weights = keras.models.load_model(self.best_model_path).get_weights()
 
@@ -163,16 +164,40 @@ def check_two_classes(cfg):
                               "leave it out or set it off (0, False or [])")
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What one training run consumes: an endless, seeded stream of training batches (skipping
+    n of them replays what an uninterrupted run saw next), validation batches or None (then the
+    training loss chooses the best model), and what identifies the data beyond the config, so
+    that a killed run resumes only on the same."""
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    steps_per_epoch: int
+    identity: str = ""
+
+
 def train(cfg, extra_callbacks=()):
     """Trains as the config says, resuming an unfinished run of the same config; returns a dict
     of what was written and how training went. extra_callbacks run after the project's own
     (the throughput benchmark times epochs with one)."""
-    t = cfg.train
     check_two_classes(cfg)
+    strategy = make_strategy(cfg.train.strategy)  # first: multi_worker sets up before other TF work
+    keras.utils.set_random_seed(cfg.train.seed)  # Python, NumPy and TensorFlow
+    data = config_data(cfg, strategy.num_replicas_in_sync)
+
+    def new_model(learning_rate):
+        unet = TensorflowUNet(cfg, learning_rate=learning_rate)
+        if cfg.model.show_summary:
+            unet.summary()
+        return unet.model
+
+    return run_training(cfg, data, new_model, strategy, extra_callbacks)
+
+
+def config_data(cfg, replicas):
+    """The [train] pairs as TrainingData: split, audited, read and augmented as the config says."""
+    t = cfg.train
     border = weight_map_settings(cfg)
-    strategy = make_strategy(t.strategy)  # first: multi_worker must set up before other TF work
-    chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
-    keras.utils.set_random_seed(t.seed)  # Python, NumPy and TensorFlow
     data = ALLDataset.from_config(cfg, "train")
     train_pairs, val_pairs = split_pairs(data.pairs, t.validation_split, t.seed)
     print(f"Data: {len(data)} pairs in {describe(t.image_datapath, t.category)}: "
@@ -183,13 +208,30 @@ def train(cfg, extra_callbacks=()):
     if t.add_stained_cells:
         train_pairs = add_stained_cells(train_pairs, t.add_stained_cells, "training")
         val_pairs = add_stained_cells(val_pairs, t.add_stained_cells, "validation")
+    batch_size = t.batch_size * replicas  # [train] batch_size is per replica
+    # One endless, seeded stream of batches: skipping the epochs already done replays the
+    # exact order and augmentation an uninterrupted run would have seen next.
+    train_ds = data.dataset(train_pairs, batch_size, shuffle_seed=t.seed, cache=t.cache,
+                            flips=t.augment_flips, colour=t.augment_color, repeat=True,
+                            border=border, truth_min_area=t.truth_min_area,
+                            stain=t.augment_stain)
+    val_ds = data.dataset(val_pairs, batch_size, cache=t.cache, truth_min_area=t.truth_min_area)
+    return TrainingData(train_ds, val_ds, -(-len(train_pairs) // batch_size))
+
+
+def run_training(cfg, data, new_model, strategy=None, extra_callbacks=()):
+    """The one training loop: new_model(learning_rate) -> a compiled model, fitted on data with
+    [train]'s epochs, schedule, early stopping, best model, logs and resume point, in [train]
+    model_dir and eval_dir. A config's run and a lab's fine-tuning both come through here."""
+    t = cfg.train
+    strategy = strategy or make_strategy(t.strategy)
+    chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
     print(f"Device: {describe_device()}; mixed precision "
           f"{'on' if resolve(t.mixed_precision) else 'off'}, XLA "
           f"{'on' if resolve(t.jit_compile) else 'off'}")
     if replicas > 1 or not chief:
         print(f"Distributed: {type(strategy).__name__}, {replicas} replicas, batch {t.batch_size} "
               f"per replica; this process {'writes' if chief else 'does not write'} the outputs")
-
     model_dir, eval_dir = Path(t.model_dir), Path(t.eval_dir)
     if chief:
         make_folder(model_dir, "[train] model_dir = ")
@@ -197,89 +239,94 @@ def train(cfg, extra_callbacks=()):
     # Taken before anything in model_dir is touched: a second run must not set aside the first
     # run's model or resume its unfinished epochs. Only the chief writes there.
     with training_lock(model_dir, cfg.path) if chief else nullcontext():
-        return _fit(cfg, strategy, data, train_pairs, val_pairs, border, extra_callbacks)
+        return _fit(cfg, strategy, data, new_model, extra_callbacks)
 
 
-def _fit(cfg, strategy, data, train_pairs, val_pairs, border, extra_callbacks):
-    """train()'s second half, once the data are checked and (on the chief) the run lock held."""
-    t = cfg.train
-    chief, replicas = is_chief(strategy), strategy.num_replicas_in_sync
-    model_dir, eval_dir = Path(t.model_dir), Path(t.eval_dir)
-    outputs = {"model": model_dir / BEST_MODEL, "log": eval_dir / TRAIN_LOG,
+def _fit(cfg, strategy, data, new_model, extra_callbacks):
+    """run_training's second half, once (on the chief) the run lock is held."""
+    t, chief = cfg.train, is_chief(strategy)
+    eval_dir, monitor = Path(t.eval_dir), monitored(data)
+    outputs = {"model": Path(t.model_dir) / BEST_MODEL, "log": eval_dir / TRAIN_LOG,
                "loss_plot": eval_dir / LOSS_PLOT, "metric_plot": eval_dir / METRIC_PLOT}
-    resume_dir, config_hash = model_dir / RESUME_DIR, fingerprint(cfg)
-    batch_size = t.batch_size * replicas  # [train] batch_size is per replica
-    steps_per_epoch = -(-len(train_pairs) // batch_size)
+    resume_dir, config_hash = Path(t.model_dir) / RESUME_DIR, fingerprint(cfg, data.identity)
     # Resume points are the chief's alone; a cluster's workers could not share them.
     resumable = chief and t.strategy != "multi_worker"
-
     with strategy.scope():
         unfinished = load_unfinished(resume_dir, config_hash, cfg.path) if resumable else None
-        model, done, rows = build_or_resume(cfg, outputs, unfinished, steps_per_epoch, chief)
-
-    # One endless, seeded stream of batches: skipping the epochs already done replays the
-    # exact order and augmentation an uninterrupted run would have seen next.
-    train_ds = data.dataset(train_pairs, batch_size, shuffle_seed=t.seed, cache=t.cache,
-                            flips=t.augment_flips, colour=t.augment_color, repeat=True,
-                            border=border, truth_min_area=t.truth_min_area,
-                            stain=t.augment_stain)
-    train_ds = train_ds.skip(done * steps_per_epoch)
-    val_ds = data.dataset(val_pairs, batch_size, cache=t.cache, truth_min_area=t.truth_min_area)
-    build_for_cluster(model, strategy, val_ds)
+        model, done, rows = build_or_resume(cfg, outputs, unfinished, new_model,
+                                            data.steps_per_epoch, chief)
+    build_for_cluster(model, strategy, data.validation)
     try:
-        callbacks = make_callbacks(t, outputs, rows, val_ds, chief, resumable, config_hash)
+        callbacks = make_callbacks(t, outputs, rows, data.validation, chief, resumable,
+                                   config_hash, monitor)
     except tf.errors.OpError as exc:
         raise as_write_error(exc, eval_dir / TENSORBOARD_DIR) from None
     callbacks += list(extra_callbacks)
-
     # A run killed after early stopping had decided, but before it cleaned up, has nothing left.
-    stopped_already = bool(rows) and rows[-1]["epoch"] - best_row(rows)["epoch"] >= t.patience
+    stopped_already = bool(rows) and (rows[-1]["epoch"] - best_row(rows, monitor)["epoch"]
+                                      >= t.patience)
+    began = time.perf_counter()
     if done < t.epochs and not stopped_already:
-        try:
-            # shuffle=False: train_ds shuffles itself, from the seed, so that a resumed run
-            # replays the same order; Keras's own shuffle cannot apply to a tf.data.Dataset
-            # and only warns that it was asked for (its default is True).
-            model.fit(train_ds, steps_per_epoch=steps_per_epoch, initial_epoch=done,
-                      epochs=t.epochs, validation_data=val_ds, callbacks=callbacks, shuffle=False,
-                      verbose=2 if os.environ.get("CI") else "auto")
-        except tf.errors.OpError as exc:  # TensorBoard's writer on a full or read-only disk
-            raise as_write_error(exc, eval_dir / TENSORBOARD_DIR) from None
-        except KeyboardInterrupt:
-            if resumable:
-                print(f"\nStopped after {len(rows)} completed epochs, saved in {resume_dir}: "
-                      "run the same command again to go on from there")
-            raise
+        fit_epochs(model, data, rows, t, callbacks, resumable and resume_dir)
+    seconds = time.perf_counter() - began
     if resumable:
         finish(resume_dir)
     print(f"Final weights fingerprint: {weights_fingerprint(model)}")
-    best = best_row(rows)
-    return {"outputs": outputs if chief else {}, "epochs_run": len(rows),
-            "best_epoch": best["epoch"] + 1, "best_val_loss": best["val_loss"],
-            "best_val_dice": best["val_dice"]}
+    best = best_row(rows, monitor)
+    prefix = "val_" if monitor == "val_loss" else ""
+    return {"outputs": outputs if chief else {}, "epochs_run": len(rows), "model": model,
+            "best_epoch": best["epoch"] + 1, "monitor": monitor, "best_loss": best[monitor],
+            "best_dice": best.get(prefix + "dice"), "seconds": seconds}
 
 
-def make_callbacks(t, outputs, rows, val_ds, chief, resumable, config_hash):
+def monitored(data):
+    """What chooses the best epoch: the validation loss, or the training loss without one."""
+    return "loss" if data.validation is None else "val_loss"
+
+
+def fit_epochs(model, data, rows, t, callbacks, resume_dir):
+    """model.fit on from the epochs done (the log's rows); a kill says where they are kept."""
+    done = len(rows)
+    try:
+        # shuffle=False: the stream shuffles itself, from the seed, so that a resumed run
+        # replays the same order; Keras's own shuffle cannot apply to a tf.data.Dataset
+        # and only warns that it was asked for (its default is True).
+        model.fit(data.train.skip(done * data.steps_per_epoch),
+                  steps_per_epoch=data.steps_per_epoch, initial_epoch=done, epochs=t.epochs,
+                  validation_data=data.validation, callbacks=callbacks, shuffle=False,
+                  verbose=2 if os.environ.get("CI") else "auto")
+    except tf.errors.OpError as exc:  # TensorBoard's writer on a full or read-only disk
+        raise as_write_error(exc, Path(t.eval_dir) / TENSORBOARD_DIR) from None
+    except KeyboardInterrupt:
+        if resume_dir:
+            print(f"\nStopped after {len(rows)} completed epochs, saved in {resume_dir}: "
+                  "run the same command again to go on from there")
+        raise
+
+
+def make_callbacks(t, outputs, rows, val_ds, chief, resumable, config_hash, monitor):
     """Early stopping and the log on every process; the best model, TensorBoard and the resume
     point only where outputs are written. The resume point comes last, after what it records."""
     model_dir, eval_dir = Path(t.model_dir), Path(t.eval_dir)
-    callbacks = [ResumableEarlyStopping(rows, outputs["model"], patience=t.patience)]
+    callbacks = [ResumableEarlyStopping(rows, outputs["model"], monitor, patience=t.patience)]
     if chief:
-        best_so_far = min((r["val_loss"] for r in rows), default=math.inf)
-        callbacks.append(SaveBestModel(outputs["model"], best_so_far))
+        best_so_far = min((r[monitor] for r in rows), default=math.inf)
+        callbacks.append(SaveBestModel(outputs["model"], best_so_far, monitor))
     callbacks.append(EpochLog(outputs["log"], eval_dir, rows, write=chief))
     if t.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=max(1, t.patience // 3), verbose=1))
+            monitor=monitor, factor=0.5, patience=max(1, t.patience // 3), verbose=1))
     if t.tensorboard and chief:
-        callbacks += tensorboard_callbacks(eval_dir, val_ds, images=t.strategy != "multi_worker")
+        images = val_ds is not None and t.strategy != "multi_worker"
+        callbacks += tensorboard_callbacks(eval_dir, val_ds, images=images)
     if resumable:
         callbacks.append(ResumePoint(model_dir / RESUME_DIR, config_hash))
     return callbacks
 
 
-def build_or_resume(cfg, outputs, unfinished, steps_per_epoch, chief):
-    """(model, epochs done, log rows): the unfinished run's, or a new model (after setting the
-    earlier outputs aside)."""
+def build_or_resume(cfg, outputs, unfinished, new_model, steps_per_epoch, chief):
+    """(model, epochs done, log rows): the unfinished run's, or new_model(learning rate) (after
+    setting the earlier outputs aside)."""
     t = cfg.train
     if unfinished:
         model, done = unfinished
@@ -291,7 +338,4 @@ def build_or_resume(cfg, outputs, unfinished, steps_per_epoch, chief):
         kept = keep_previous(path)
         if kept:
             print(f"Kept the previous {path.name} as {kept}")
-    unet = TensorflowUNet(cfg, learning_rate=learning_rate(cfg, steps_per_epoch))
-    if cfg.model.show_summary:
-        unet.summary()
-    return unet.model, 0, []
+    return new_model(learning_rate(cfg, steps_per_epoch)), 0, []
