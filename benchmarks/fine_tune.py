@@ -21,7 +21,8 @@ from allseg.infer.scale import resampling
 from allseg.train.fine_tune import (FineTuneSettings, chosen_scale, fine_tune_config,
                                     fine_tune_model, model_file, template_config)
 
-NAIVE = {"epochs": 8, "learning_rate": 1e-3, "colour": 0.0, "cosine": False, "scale": 1.0}
+NAIVE = {"epochs": 8, "learning_rate": 1e-3, "colour": 0.0, "cosine": False, "scale": 1.0,
+         "crop": None}
 ARMS = {"from shipped (default)": ("pretrained", {}), "from scratch": ("none", {}),
         "naive, from shipped": ("pretrained", NAIVE), "naive, from scratch": ("none", NAIVE)}
 COLUMNS = ("whole_cell_dice", "nucleus_dice", "found", "count_error", "nc_error",

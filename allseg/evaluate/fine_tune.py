@@ -20,13 +20,12 @@ import keras
 from allseg.cells.instances import cell_settings
 from allseg.cells.scoring import score_image, summarize_images
 from allseg.core.files import make_folder, write_text
-from allseg.data.lab_samples import read_samples, split_held_out, with_classes
 from allseg.infer.predict import predict_cells
 from allseg.infer.scale import resampling
 from allseg.model.saving import save_for_inference
 from allseg.model.shipped import BEST_MODEL
-from allseg.train.fine_tune import (FineTuneSettings, chosen_scale, fine_tune_config,
-                                    fine_tune_model, model_file, template_config)
+from allseg.train.fine_tune import (FineTuneSettings, fine_tune_config, fine_tune_model,
+                                    model_file, prepare, template_config)
 
 CARD = "README.md"
 SCORES = "held_out_scores.json"
@@ -114,30 +113,30 @@ def fine_tune(images_dir, masks_dir, output_dir, model_choice="pretrained", sett
     beside the images (Cellpose's layout). cell_diameter: the lab's cells' diameter in pixels,
     where it knows it better than its training masks tell."""
     settings = settings or FineTuneSettings()
-    samples = read_samples(images_dir, masks_dir, log)
     start = model_file(model_choice)
     template = template_config(start)
-    train, held = split_held_out(samples, settings.held_out, settings.seed)
-    scale, diameter = chosen_scale(settings, train, cell_diameter)
+    lab = prepare(images_dir, masks_dir, settings, cell_diameter, log)
     source = "as --cell-diameter gives" if cell_diameter else "the median of the training masks"
-    log(f"The cells of the training images are {diameter:.0f} px across ({source}): images "
-        f"resized by {scale:.3g} to train and to segment")
-    classes = with_classes(samples)
-    log(f"{len(train)} images to train on, {len(held)} held out to check the result "
-        f"({'whole cell and nucleus' if classes == 2 else 'whole cell'})")
+    log(f"The cells of the training images are {lab.diameter:.0f} px across ({source}): images "
+        f"resized by {lab.scale:.3g} to train and to segment")
+    log(f"{len(lab.train)} images to train on, {len(lab.held_out)} held out to check the result "
+        f"({'whole cell and nucleus' if lab.classes == 2 else 'whole cell'})")
     output = Path(output_dir)
     make_folder(output, "--output ")
-    lab = {"cell_diameter": round(diameter, 1) if diameter else "auto"}
+    lab_infer = {"cell_diameter": round(lab.diameter, 1) if lab.diameter else "auto"}
     if pixel_size_um:
-        lab["pixel_size_um"] = pixel_size_um
-    cfg = fine_tune_config(template, settings, classes, train, scale, output, lab)
-    start_cfg, before = start_scores(start, template, held, Path(images_dir), pixel_size_um)
-    result = fine_tune_model(start, cfg, train, settings, scale)
-    after = held_out_scores(result["model"], cfg, held, scale)
+        lab_infer["pixel_size_um"] = pixel_size_um
+    cfg = fine_tune_config(template, settings, lab.classes, lab.train, lab.scale, output,
+                           lab_infer)
+    start_cfg, before = start_scores(start, template, lab.held_out, Path(images_dir),
+                                     pixel_size_um)
+    result = fine_tune_model(start, cfg, lab.train, settings, lab.scale)
+    after = held_out_scores(result["model"], cfg, lab.held_out, lab.scale)
     kept = better(after, before)
-    facts = {"start": str(start or "none (from scratch)"), "classes": classes,
-             "train_images": [x.name for x in train], "held_out_images": [x.name for x in held],
-             "train_cells": int(sum(x.labels.max() for x in train)), "scale": scale,
+    facts = {"start": str(start or "none (from scratch)"), "classes": lab.classes,
+             "train_images": [x.name for x in lab.train],
+             "held_out_images": [x.name for x in lab.held_out],
+             "train_cells": int(sum(x.labels.max() for x in lab.train)), "scale": lab.scale,
              "settings": asdict(settings), "train_seconds": round(result["seconds"], 1),
              "start_scores": before, "fine_tuned_scores": after,
              "kept": "fine-tuned" if kept else "start"}

@@ -16,7 +16,7 @@ from allseg.cells.instances import median_cell_diameter, median_diameter
 from allseg.core.config import load_config
 from allseg.core.errors import UserError
 from allseg.core.files import sha256_file
-from allseg.data.lab_samples import crop_dataset
+from allseg.data.lab_samples import crop_dataset, read_samples, split_held_out, with_classes
 from allseg.model.architecture import build_unet
 from allseg.model.shipped import SHIPPED_MODEL, checked_model_file
 from allseg.model.unet import compile_for_training
@@ -38,9 +38,40 @@ class FineTuneSettings:
                                 # None: so that their cells are TRAIN_CELL_PX wide (never enlarged)
     held_out: float = 0.2       # of the images, at least one, scored and never trained on
     seed: int = 0
-    colour: float = 0.5         # augment's colour strength (1: brightness +-0.15, gains +-10%, ...)
+    colour: float = 0.0         # augment's colour strength; 0: none (jitter cost the lab's own
+                                # held-out images nucleus Dice and N:C, docs/fine-tuning.md)
     cosine: bool = True         # the learning rate decays to 2% over the run (else constant)
-    crop: int | None = None     # the crops' side in pixels; None: the model's input size
+    crop: int | None = 160      # the crops' side in pixels (a multiple of 2**num_layers);
+                                # None: the model's input size
+
+
+@dataclass(frozen=True)
+class LabData:
+    """A lab's samples as fine-tuning uses them: split, and the scale they train at."""
+    train: list
+    held_out: list
+    classes: int     # 2 where the masks carry nuclei, else 1
+    scale: float     # the images resized by this to train and to segment
+    diameter: float  # the cells' diameter in px that chose it (0.0: unknown)
+
+
+def prepare(images_dir, masks_dir, settings, cell_diameter=None, log=print):
+    """The lab's images and masks read (masks_dir None: beside the images), a seeded fraction
+    held out, and the scale that brings the cells (cell_diameter where the lab gives it, else
+    the training masks' median) to TRAIN_CELL_PX, unless the settings fix one."""
+    samples = read_samples(images_dir, masks_dir, log)
+    classes = with_classes(samples)
+    train, held_out = split_held_out(samples, settings.held_out, settings.seed)
+    scale, diameter = chosen_scale(settings, train, cell_diameter)
+    return LabData(train, held_out, classes, scale, diameter)
+
+
+def chosen_scale(settings, train, cell_diameter=None):
+    """(scale, the cells' diameter in px): the settings' scale, or the one that brings the
+    cells (cell_diameter where the lab gives it, else the training masks' median) to
+    TRAIN_CELL_PX."""
+    diameter = cell_diameter or median_diameter([s.labels for s in train])
+    return (settings.scale or training_scale(diameter)), diameter
 
 
 def model_file(choice):
@@ -58,42 +89,56 @@ def template_config(start):
     return load_config(path)
 
 
-def start_model(start, cfg, classes):
-    """The model training starts from: the start file's weights with a head of ``classes``
-    outputs (a new nucleus output begins as a copy of the whole-cell one: a nucleus lies inside
-    its cell), or a new graph like the template's."""
+def start_model(start, cfg, classes, size):
+    """The model training starts from, built for size x size crops (a U-Net takes any multiple
+    of 2**num_layers): the start file's weights with a head of ``classes`` outputs (a new
+    nucleus output begins as a copy of the whole-cell one: a nucleus lies inside its cell), or
+    new weights, seeded."""
+    keras.utils.set_random_seed(0)
+    model = unet_like(cfg, classes, size, size)
+    if start is not None:
+        copy_weights(keras.models.load_model(start, compile=False), model, start)
+    return model
+
+
+def unet_like(cfg, classes, height, width):
+    """A new U-Net of cfg's graph with ``classes`` outputs, for height x width inputs."""
     m = cfg.model
-    if start is None:
-        keras.utils.set_random_seed(0)
-        return build_unet(m.image_height, m.image_width, m.image_channels, classes,
-                          m.base_filters, m.num_layers, m.dropout_rate, m.activation,
-                          m.batch_norm, m.stain_normalize)
-    model = keras.models.load_model(start, compile=False)
-    head = model.get_layer("mask")
-    have = head.get_config()["filters"]
-    if have == classes:
-        return model
-    if have != 1 or classes != 2:
-        raise UserError(f"{start} has {have} outputs; it can be fine-tuned to {have}, or from 1 "
+    return build_unet(height, width, m.image_channels, classes, m.base_filters, m.num_layers,
+                      m.dropout_rate, m.activation, m.batch_norm, m.stain_normalize)
+
+
+def at_input_size(model, cfg):
+    """The trained model rebuilt for cfg's input size, as inference runs and saves it."""
+    m = cfg.model
+    sized = unet_like(cfg, m.num_classes, m.image_height, m.image_width)
+    sized.set_weights(model.get_weights())
+    return sized
+
+
+def copy_weights(source, target, path):
+    """source's weights into target, a graph like it; a one-output head goes into both outputs
+    of a two-output one. A start whose graph is not its config's is refused, naming it."""
+    have, want = (m.get_layer("mask").get_config()["filters"] for m in (source, target))
+    if have not in (want, 1):
+        raise UserError(f"{path} has {have} outputs; it can be fine-tuned to {have}, or from 1 "
                         "to 2 (whole cell and nucleus)")
-    kernel, bias = head.get_weights()
-    wider = keras.layers.Conv2D(2, 1, activation="sigmoid", dtype="float32", name="mask")
-    outputs = wider(head.input)
-    wider.set_weights([np.concatenate([kernel, kernel], -1), np.concatenate([bias, bias])])
-    return keras.Model(model.input, outputs, name=model.name)
+    if len(source.layers) != len(target.layers):
+        raise UserError(f"{path}: its graph is not the one its config describes; fine-tune "
+                        "from the config it was trained with")
+    for old, new in zip(source.layers, target.layers):  # one graph, built in one order
+        weights = old.get_weights()
+        if old.name == "mask" and have != want:
+            weights = [np.concatenate([w, w], -1) for w in weights]
+        if [w.shape for w in weights] != [tuple(w.shape) for w in new.weights]:
+            raise UserError(f"{path}: layer {old.name} is not the one its config describes; "
+                            "fine-tune from the config it was trained with")
+        new.set_weights(weights)
 
 
 def training_scale(diameter):
     """The factor that makes cells of this diameter TRAIN_CELL_PX wide, at most 1."""
     return min(1.0, TRAIN_CELL_PX / diameter) if diameter else 1.0
-
-
-def chosen_scale(settings, train, cell_diameter=None):
-    """(scale, the cells' diameter in px): the settings' scale, or the one that brings the
-    cells (cell_diameter where the lab gives it, else the training masks' median) to
-    TRAIN_CELL_PX."""
-    diameter = cell_diameter or median_diameter([s.labels for s in train])
-    return (settings.scale or training_scale(diameter)), diameter
 
 
 def fine_tune_config(template, settings, classes, train, scale, output, lab_infer=None):
@@ -145,10 +190,17 @@ def data_identity(start, train, settings, scale):
     return digest.hexdigest()[:16]
 
 
+def crop_size(settings, cfg):
+    """The crops' side: the settings' (the model's input size without one), rounded down to a
+    multiple of 2**num_layers, which a U-Net of that depth takes."""
+    levels = 2 ** cfg.model.num_layers
+    return max(levels, (settings.crop or cfg.model.image_height) // levels * levels)
+
+
 def fine_tune_model(start, cfg, train, settings, scale):
     """The one loop's result (its "model" the fine-tuned model): the start model (None: a new
     one of cfg's graph) fitted to the train samples at scale, as cfg (fine_tune_config) says."""
-    size = settings.crop or cfg.model.image_height
+    size = crop_size(settings, cfg)
     classes = cfg.model.num_classes
     keras.utils.set_random_seed(settings.seed)
     data = TrainingData(
@@ -158,5 +210,6 @@ def fine_tune_model(start, cfg, train, settings, scale):
     print(f"Training {settings.epochs} epochs of {STEPS_PER_EPOCH} batches of "
           f"{settings.batch_size} random {size} px crops (learning rate "
           f"{settings.learning_rate:g}, images resized by {scale:.3g})")
-    return run_training(cfg, data, lambda rate: compile_for_training(
-        start_model(start, cfg, classes), cfg, rate))
+    result = run_training(cfg, data, lambda rate: compile_for_training(
+        start_model(start, cfg, classes, size), cfg, rate))
+    return {**result, "model": at_input_size(result["model"], cfg)}
