@@ -68,19 +68,40 @@ def plot(rows, path):
     fig.savefig(path, dpi=110)
 
 
+def split(samples, k):
+    """(k samples drawn with seed 0 to train on, the rest to score)."""
+    order = np.random.default_rng(0).permutation(len(samples))
+    return ([samples[i] for i in sorted(part)] for part in (order[:k], order[k:]))
+
+
+def variant(samples, args):
+    """The default start with other settings, at each k: its rows printed."""
+    for k in args.k:
+        train, test = split(samples, k)
+        row = fine_tune("pretrained", args.variant, train, test, args.scratch / "model")
+        print(json.dumps({"k": k, "variant": args.variant,
+                          **{c: round(row[c], 4) for c in COLUMNS if c in row}}), flush=True)
+
+
 def main():
     p = parser(__doc__, data=DATA / "wbc-cellavision", scratch="fine_tune")
     p.add_argument("--k", type=int, nargs="+", default=[5, 10, 20, 40])
     p.add_argument("--naive-k", type=int, nargs="*", default=[5, 20])
+    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
+                   help="the starts to train (default: all)")
+    p.add_argument("--variant", type=json.loads, metavar="JSON",
+                   help='only the default start, its settings changed, e.g. \'{"crop": 192}\'; '
+                   "its rows are printed, not written")
     args = parse(p)
     samples = read_samples(args.data / "images", args.data / "masks")
+    if args.variant is not None:
+        return variant(samples, args)
     rows = []
     for k in args.k:
-        order = np.random.default_rng(0).permutation(len(samples))
-        train, test = ([samples[i] for i in sorted(part)] for part in (order[:k], order[k:]))
+        train, test = split(samples, k)
         rows.append({"k": k, "arm": "shipped, zero-shot", **zero_shot(test, args.data / "images")})
         for arm, (start, changes) in ARMS.items():
-            if changes is not NAIVE or k in args.naive_k:
+            if arm in args.arms and (changes is not NAIVE or k in args.naive_k):
                 rows.append({"k": k, "arm": arm, **fine_tune(start, changes, train, test,
                                                              args.scratch / "model")})
                 print(json.dumps({k: v for k, v in rows[-1].items() if k != "per_image"}),
