@@ -1,12 +1,6 @@
-"""Fine-tuning on another lab's outlines: a learning curve against starting from scratch, the
-naive fine-tune and the shipped model as it is.
-
-On the 100 shared CellaVision crops: for each k, k crops drawn with a seed to train on, the rest
-scored (flips averaged and not), trained as TensorflowUNetALLTrainer.py --images does from the
-shipped model (the default) and from scratch, and the naive way (200 steps of 4 at the crops' own
-size, Adam 1e-3 constant, no stain jitter) from each; the shipped model as it is, at its scale.
-"""
-import copy
+"""Fine-tuning on another lab's outlines: a learning curve on the 100 CellaVision crops (k drawn
+with seed 0 to train on, the rest scored, flips averaged and not) from the shipped model (default),
+from scratch, the naive way (200 steps of 4 at the crops' own size) and the shipped model as is."""
 import json
 import shutil
 
@@ -20,18 +14,18 @@ from allseg.evaluate.fine_tune import held_out_scores
 from allseg.infer.scale import resampling
 from allseg.train.fine_tune import (FineTuneSettings, chosen_scale, fine_tune_config,
                                     fine_tune_model, model_file, template_config)
+from allseg.train.plots import plt  # pyplot on the Agg backend: files, no display
 
-NAIVE = {"epochs": 8, "learning_rate": 1e-3, "colour": 0.0, "cosine": False, "scale": 1.0,
-         "crop": None}
+NAIVE = {"epochs": 8, "colour": 0.0, "cosine": False, "scale": 1.0, "crop": None}  # Adam 1e-3
 ARMS = {"from shipped (default)": ("pretrained", {}), "from scratch": ("none", {}),
         "naive, from shipped": ("pretrained", NAIVE), "naive, from scratch": ("none", NAIVE)}
+SHIPPED = model_file("pretrained")
 COLUMNS = ("whole_cell_dice", "nucleus_dice", "found", "count_error", "nc_error",
            "train_seconds", "flips_whole_cell_dice", "flips_nucleus_dice", "flips_nc_error")
 
 
 def zero_shot(test, images):
-    cfg = template_config(model_file("pretrained"))
-    model = keras.models.load_model(model_file("pretrained"), compile=False)
+    cfg, model = template_config(SHIPPED), keras.models.load_model(SHIPPED, compile=False)
     scale, _ = resampling(cfg, model, [images / s.name for s in test])
     return {**held_out_scores(model, cfg, test, scale), "scale": scale, "train_seconds": 0.0}
 
@@ -45,17 +39,13 @@ def fine_tune(start, changes, train, test, scratch):
     result = fine_tune_model(start, cfg, train, settings, scale)
     scores = {}
     for flips in (True, False):  # each model predicted with and without its flips averaged
-        run_cfg = copy.deepcopy(cfg)
-        run_cfg.model.tta_flips = flips
+        cfg.model.tta_flips = flips  # this run's own config, made above
         scores.update({("flips_" if flips else "") + k: v for k, v in held_out_scores(
-            result["model"], run_cfg, test, scale).items() if not (flips and k == "per_image")})
+            result["model"], cfg, test, scale).items() if not (flips and k == "per_image")})
     return {**scores, "train_seconds": result["seconds"]}
 
 
 def plot(rows, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for arm in dict.fromkeys(r["arm"] for r in rows):
         mine = [r for r in rows if r["arm"] == arm]  # scored as the infer script runs each
@@ -64,52 +54,31 @@ def plot(rows, path):
                                              for r in mine], "o-", label=arm)
             ax.set(xticks=[5, 10, 20, 40], xlabel="crops trained on (k)", ylabel=column)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-
-
-def split(samples, k):
-    """(k samples drawn with seed 0 to train on, the rest to score)."""
-    order = np.random.default_rng(0).permutation(len(samples))
-    return ([samples[i] for i in sorted(part)] for part in (order[:k], order[k:]))
-
-
-def variant(samples, args):
-    """The default start with other settings, at each k: its rows printed."""
-    for k in args.k:
-        train, test = split(samples, k)
-        row = fine_tune("pretrained", args.variant, train, test, args.scratch / "model")
-        print(json.dumps({"k": k, "variant": args.variant,
-                          **{c: round(row[c], 4) for c in COLUMNS if c in row}}), flush=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def main():
     p = parser(__doc__, data=DATA / "wbc-cellavision", scratch="fine_tune")
     p.add_argument("--k", type=int, nargs="+", default=[5, 10, 20, 40])
     p.add_argument("--naive-k", type=int, nargs="*", default=[5, 20])
-    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS),
-                   help="the starts to train (default: all)")
-    p.add_argument("--variant", type=json.loads, metavar="JSON",
-                   help='only the default start, its settings changed, e.g. \'{"crop": 192}\'; '
-                   "its rows are printed, not written")
+    p.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    p.add_argument("--settings", type=json.loads, default={}, help='e.g. {"crop": 192}')
     args = parse(p)
-    samples = read_samples(args.data / "images", args.data / "masks")
-    if args.variant is not None:
-        return variant(samples, args)
-    rows = []
+    samples, rows = read_samples(args.data / "images", args.data / "masks"), []
     for k in args.k:
-        train, test = split(samples, k)
+        order = np.random.default_rng(0).permutation(len(samples))
+        train, test = ([samples[i] for i in sorted(part)] for part in (order[:k], order[k:]))
         rows.append({"k": k, "arm": "shipped, zero-shot", **zero_shot(test, args.data / "images")})
         for arm, (start, changes) in ARMS.items():
             if arm in args.arms and (changes is not NAIVE or k in args.naive_k):
-                rows.append({"k": k, "arm": arm, **fine_tune(start, changes, train, test,
-                                                             args.scratch / "model")})
-                print(json.dumps({k: v for k, v in rows[-1].items() if k != "per_image"}),
+                rows.append({"k": k, "arm": arm, **fine_tune(
+                    start, {**changes, **args.settings}, train, test, args.scratch / "model")})
+                print(json.dumps({c: v for c, v in rows[-1].items() if c != "per_image"}),
                       flush=True)
     text = ["| k | start | " + " | ".join(c.replace("_", " ") for c in COLUMNS) + " |",
-            "|---|---|" + "---|" * len(COLUMNS)]
-    text += [f"| {r['k']} | {r['arm']} | " + " | ".join(f"{r.get(c, np.nan):.3f}" for c in COLUMNS)
-             + " |" for r in rows]
+            "|---|---|" + "---|" * len(COLUMNS)] + [
+        f"| {r['k']} | {r['arm']} | " + " | ".join(f"{r.get(c, np.nan):.3f}" for c in COLUMNS)
+        + " |" for r in rows]
     for row in (r for r in rows if r["arm"] != "from shipped (default)"):
         row.pop("per_image")  # each held-out crop's figures for the command's model only
     write_results(args.out / "fine_tune", rows, "\n".join(text))

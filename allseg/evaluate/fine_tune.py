@@ -128,8 +128,8 @@ def fine_tune(images_dir, masks_dir, output_dir, model_choice="pretrained", sett
         lab_infer["pixel_size_um"] = pixel_size_um
     cfg = fine_tune_config(template, settings, lab.classes, lab.train, lab.scale, output,
                            lab_infer)
-    start_cfg, before = start_scores(start, template, lab.held_out, Path(images_dir),
-                                     pixel_size_um)
+    first, start_cfg, before = start_scores(start, template, lab.held_out, Path(images_dir),
+                                            pixel_size_um)
     result = fine_tune_model(start, cfg, lab.train, settings, lab.scale)
     after = held_out_scores(result["model"], cfg, lab.held_out, lab.scale)
     kept = better(after, before)
@@ -145,22 +145,22 @@ def fine_tune(images_dir, masks_dir, output_dir, model_choice="pretrained", sett
     if kept:
         write_lab_model(result["model"], cfg, output, facts)
     else:
-        write_lab_model(keras.models.load_model(start, compile=False), start_cfg, output, facts)
+        write_lab_model(first, start_cfg, output, facts)
     return facts
 
 
 def start_scores(start, template, held, images_dir, pixel_size_um):
-    """(the start model's config as it would be written, its held-out scores at the scale
-    `auto` reads); (template, None) from scratch."""
+    """(the start model, its config as it would be written, its held-out scores at the scale
+    `auto` reads); (None, template, None) from scratch."""
     if start is None:
-        return template, None
+        return None, template, None
     cfg = copy.deepcopy(template)
     cfg.infer.cell_diameter = "auto"
     if pixel_size_um:
         cfg.infer.pixel_size_um = pixel_size_um
     model = keras.models.load_model(start, compile=False)
     scale, _ = resampling(cfg, model, [images_dir / x.name for x in held])
-    return cfg, held_out_scores(model, cfg, held, scale)
+    return model, cfg, held_out_scores(model, cfg, held, scale)
 
 
 # ---- what is written -------------------------------------------------------------------------
