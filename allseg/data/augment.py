@@ -22,14 +22,16 @@ def _geometry(image, mask, seed, square):
     return both[..., :3], both[..., 3:]
 
 
-def _colour(image, seed, strength):
-    """Stain and light variation: brightness, contrast, saturation, hue and a gain per colour
-    channel (a camera's white balance), scaled by strength."""
+def _colour(image, seed, strength, hue):
+    """Stain and light variation: brightness, contrast, a gain per colour channel (a camera's
+    white balance) and, with hue, saturation and hue too, scaled by strength."""
     x = image / 255.0
     x = tf.image.stateless_random_brightness(x, 0.15 * strength, seed + 3)
     x = tf.image.stateless_random_contrast(x, 1 - 0.3 * strength, 1 + 0.3 * strength, seed + 4)
-    x = tf.image.stateless_random_saturation(x, 1 - 0.3 * strength, 1 + 0.3 * strength, seed + 5)
-    x = tf.image.stateless_random_hue(x, 0.05 * strength, seed + 6)
+    if hue:
+        x = tf.image.stateless_random_saturation(x, 1 - 0.3 * strength, 1 + 0.3 * strength,
+                                                 seed + 5)
+        x = tf.image.stateless_random_hue(x, 0.05 * strength, seed + 6)
     x = x * tf.random.stateless_uniform([3], seed + 7, 1 - 0.1 * strength, 1 + 0.1 * strength)
     return tf.clip_by_value(x, 0.0, 1.0) * 255.0
 
@@ -55,9 +57,10 @@ def _crop(image, mask, seed, size):
     return both[..., :3], both[..., 3:]
 
 
-def augment(ds, seed, flips, colour_strength, square, stain_sigma=0.0, crop=None):
+def augment(ds, seed, flips, colour_strength, square, stain_sigma=0.0, crop=None, hue=True):
     """Maps (image, mask) to augmented (float image 0-255, mask); new draws every epoch.
-    crop: the side of a random square window taken first (images at least that large)."""
+    crop: the side of a random square window taken first (images at least that large);
+    hue: False keeps the colour jitter to light (brightness, contrast, channel gain)."""
     if not flips and colour_strength <= 0 and stain_sigma <= 0 and not crop:
         return ds
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -70,7 +73,7 @@ def augment(ds, seed, flips, colour_strength, square, stain_sigma=0.0, crop=None
         if flips:
             image, mask = _geometry(image, mask, seed_pair, square)
         if colour_strength > 0:
-            image = _colour(image, seed_pair, colour_strength)
+            image = _colour(image, seed_pair, colour_strength, hue)
         if stain_sigma > 0:
             image = _stain(image, seed_pair, stain_sigma)
         return image, mask

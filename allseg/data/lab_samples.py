@@ -69,9 +69,9 @@ def at_scale(sample, classes, scale, size):
     return np.pad(rgb, pad, "reflect"), np.pad(y, pad, "reflect")
 
 
-def crop_dataset(samples, classes, size, batch_size, scale, seed, colour):
+def crop_dataset(samples, classes, size, batch_size, scale, seed, colour, hue=True):
     """Endless, seeded batches of size x size crops of the samples at the training scale, each
-    turned, maybe mirrored and its colour jittered (augment's colour strength)."""
+    turned, maybe mirrored and its colour jittered (augment's colour strength and hue)."""
     pairs = [at_scale(s, classes, scale, size) for s in samples]
 
     def draws():  # which image each crop comes from: seeded, so a resumed run replays it
@@ -81,5 +81,6 @@ def crop_dataset(samples, classes, size, batch_size, scale, seed, colour):
 
     ds = tf.data.Dataset.from_generator(draws, output_signature=(
         tf.TensorSpec((None, None, 3), tf.uint8), tf.TensorSpec((None, None, classes), tf.float32)))
-    ds = augment(ds, seed, flips=True, colour_strength=colour, square=True, crop=size)
+    ds = augment(ds, seed, flips=True, colour_strength=colour, square=True, crop=size,
+                 hue=hue)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -40,6 +40,8 @@ class FineTuneSettings:
     seed: int = 0
     colour: float = 0.5         # augment's colour strength (docs/fine-tuning.md: without it,
                                 # 5 crops lost 0.015 whole-cell Dice)
+    hue: bool = False           # the colour jitter moves hue and saturation too (else light:
+                                # brightness, contrast, channel gain; docs/fine-tuning.md)
     cosine: bool = True         # the learning rate decays to 2% over the run (else constant)
     crop: int | None = 160      # the crops' side in pixels (a multiple of 2**num_layers);
                                 # None: the model's input size
@@ -205,7 +207,7 @@ def fine_tune_model(start, cfg, train, settings, scale):
     keras.utils.set_random_seed(settings.seed)
     data = TrainingData(
         crop_dataset(train, classes, size, settings.batch_size, scale, settings.seed,
-                     settings.colour),
+                     settings.colour, settings.hue),
         None, STEPS_PER_EPOCH, data_identity(start, train, settings, scale))
     print(f"Training {settings.epochs} epochs of {STEPS_PER_EPOCH} batches of "
           f"{settings.batch_size} random {size} px crops (learning rate "
