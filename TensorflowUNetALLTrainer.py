@@ -4,6 +4,7 @@
     python TensorflowUNetALLTrainer.py --images DIR [--masks DIR] --output DIR
                                        [--model pretrained|PATH|none] [--epochs N]
                                        [--pixel-size-um UM] [--cell-diameter PX]
+    python TensorflowUNetALLTrainer.py --cells DIR --output DIR [--model pretrained|PATH]
 
 The second form fine-tunes: it starts from the shipped model (--model pretrained, the default),
 fits it to the masks (binary, 0/128/255 with nuclei, 16-bit labels, QuPath GeoJSON or Cellpose's
@@ -11,6 +12,10 @@ files, matched to the images by file name; without --masks, Cellpose's <name>_ma
 <name>_seg.npy beside the images), scores it against where it started on images it held out, and
 writes the better one to DIR/best_model.keras with its config and card:
 TensorflowUNetALLInfer.py --model DIR runs it.
+
+The third fits the per-cell blast call to a lab's labelled cells (DIR/blast/, DIR/normal/: images
+whose central cell carries the folder's label), scores it across folds against the model's own
+call, and writes the better one beside the model in DIR: --model DIR then calls each cell.
 """
 import time
 from pathlib import Path
@@ -22,6 +27,8 @@ from allseg.core.errors import UserError
 
 
 def main(args):
+    if args.cells:
+        return fit_cells(args)
     if args.images or args.masks or args.output:
         return fine_tune(args)
     # imported here: TensorFlow's start-up is not needed for a bad command line's message
@@ -63,6 +70,24 @@ def fine_tune(args):
           "--images DIR --output DIR")
 
 
+def fit_cells(args):
+    # imported here: TensorFlow's start-up is not needed for a bad command line's message
+    from allseg.evaluate.blast_fit import fit_blasts
+
+    if not args.output:
+        raise UserError("--cells needs --output DIR: where the model and its blast call go")
+    given = [name for name in ("images", "masks", "epochs", "pixel_size_um", "cell_diameter")
+             if getattr(args, name) is not None]
+    if given or args.config != DEFAULT_CONFIG:
+        raise UserError(f"--cells takes only --output and --model; "
+                        f"{', '.join('--' + g.replace('_', '-') for g in given) or args.config} "
+                        "belong to fine-tuning the segmentation or to a config's training")
+    facts = fit_blasts(Path(args.cells), Path(args.output), args.model)
+    print(f"Wrote the {facts['kept']} blast call beside {Path(args.output) / 'best_model.keras'}; "
+          f"call cells with: TensorflowUNetALLInfer.py --model {args.output} --images DIR "
+          "--output DIR")
+
+
 def arguments():
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--images", metavar="DIR", help="fine-tune: the lab's images")
@@ -70,7 +95,10 @@ def arguments():
                         "named as the image (PNG/TIFF/BMP, <name>.geojson from QuPath, "
                         "<name>_masks.png or <name>_seg.npy from Cellpose); leave out when "
                         "Cellpose's masks sit beside the images")
-    parser.add_argument("--output", metavar="DIR", help="fine-tune: where the model goes")
+    parser.add_argument("--output", metavar="DIR", help="fine-tune or --cells: where the model "
+                        "goes")
+    parser.add_argument("--cells", metavar="DIR", help="fit the blast call to the cells in "
+                        "DIR/blast/ and DIR/normal/ (images centred on one cell each)")
     parser.add_argument("--model", default="pretrained", metavar="pretrained|PATH|none",
                         help="fine-tune from the shipped model (default), another model the "
                         "project made, or none (from scratch)")

@@ -276,6 +276,22 @@ def median_cell_diameter(masks, min_area, split_depth=0.0, split_hole_px=SPLIT_H
                             for mask in masks), min_cells)
 
 
+def central_cell(labels, reach=0.25):
+    """The label of the cell an image is centred on: the one under its centre pixel, else the
+    one whose centroid lies nearest the centre, within reach x the shorter side; 0 for none."""
+    height, width = labels.shape
+    under = int(labels[height // 2, width // 2])
+    if under:
+        return under
+    best, nearest = 0, reach * min(height, width)
+    for region in measure.regionprops(labels):
+        off = math.hypot(region.centroid[0] - (height - 1) / 2,
+                         region.centroid[1] - (width - 1) / 2)
+        if off <= nearest:
+            best, nearest = region.label, off
+    return best
+
+
 def count_row(name, labels, mask):
     """The per-image line of the cell-count CSV."""
     areas = sorted(label_areas(labels)[1:].tolist(), reverse=True)
@@ -291,14 +307,32 @@ def _csv(fields, rows):
     return out.getvalue()
 
 
-def counts_csv(rows):
-    return _csv(["file", "cells", "foreground_fraction", "cell_areas_px"], rows)
+BLAST_COUNTS = ("blasts", "blast_percent")
+BLAST_CALLS = ("blast_probability", "blast")
 
 
-def cells_csv(rows, physical=False, nuclei=False):
+def add_blast_calls(cells, count, probabilities, threshold):
+    """Adds each cell's blast_probability and blast (0/1 at the threshold) to its measure_cells
+    row, and the image's blasts and blast_percent to its count_row; probabilities: {label: p}."""
+    for row in cells:
+        p = probabilities[row["cell"]]
+        row.update(blast_probability=round(p, 4), blast=int(p >= threshold))
+    blasts = sum(row["blast"] for row in cells)
+    count.update(blasts=blasts, blast_percent=round(100 * blasts / len(cells), 2) if cells else 0.0)
+
+
+def counts_csv(rows, blasts=False):
+    """blasts: with the blast columns (a model with a blast call)."""
+    return _csv(["file", "cells", *(BLAST_COUNTS if blasts else ()), "foreground_fraction",
+                 "cell_areas_px"], rows)
+
+
+def cells_csv(rows, physical=False, nuclei=False, blasts=False):
     """rows: measure_cells rows, each with a "file" added in front; physical: with the
     micrometre columns (measured with a pixel size); nuclei: with the nucleus columns (measured
-    with a nucleus mask). Without nuclei the columns are those written before nuclei existed."""
+    with a nucleus mask); blasts: with the blast call's. Without them the columns are those
+    written before nuclei and blast calls existed."""
     fields = ["file", *MEASUREMENTS, *(NUCLEUS_MEASUREMENTS if nuclei else ()),
-              *(PHYSICAL if physical else ()), *(NUCLEUS_PHYSICAL if physical and nuclei else ())]
+              *(PHYSICAL if physical else ()), *(NUCLEUS_PHYSICAL if physical and nuclei else ()),
+              *(BLAST_CALLS if blasts else ())]
     return _csv(fields, rows)

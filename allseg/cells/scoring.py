@@ -6,10 +6,12 @@ nnU-Net's summary.json.
 Every score comes with the counts it was computed from, so a reader can redo the arithmetic.
 Empty cases follow the pixel scores' rule: where there is nothing to find and nothing was found,
 the score is 1 (a distance is 0); where only one side has cells, a ratio is 0 and a distance is
-undefined (None, left out of the mean and counted apart).
+undefined (None, left out of the mean and counted apart). The blast call is scored per cell
+(call_scores).
 """
 import numpy as np
 from scipy import ndimage
+from sklearn.metrics import roc_auc_score
 
 from allseg.cells.instances import SPLIT_HOLE_PX, label_cells
 from allseg.cells.matching import IOU_MATCH, joint_counts, match_cells, nc_errors
@@ -229,3 +231,18 @@ def summarize_images(rows, cell_keys, loss=None, binary_accuracy=None):
     if nuclei:
         summary["nuclei"] = summarize_nuclei(nuclei)
     return summary
+
+
+def call_scores(is_blast, probability, threshold=0.5):
+    """How well per-cell blast probabilities separate the labelled cells: ROC AUC (0.5: no
+    better than chance), and at the threshold the sensitivity (blasts called blasts),
+    specificity (normal cells called normal) and their mean, the balanced accuracy."""
+    truth = np.asarray(is_blast, bool)
+    called = np.asarray(probability) >= threshold
+    sensitivity = float(called[truth].mean()) if truth.any() else float("nan")
+    specificity = float((~called[~truth]).mean()) if (~truth).any() else float("nan")
+    both = truth.any() and (~truth).any()
+    return {"cells": int(truth.size), "blasts": int(truth.sum()),
+            "auc": float(roc_auc_score(truth, probability)) if both else float("nan"),
+            "balanced_accuracy": (sensitivity + specificity) / 2, "sensitivity": sensitivity,
+            "specificity": specificity}

@@ -210,6 +210,11 @@ def qupath_measurements(row):
             if isinstance(value, numbers.Real)}
 
 
+# QuPath's classes for a cell the blast call made (colours as QuPath packs them: RGB)
+CLASSES = {True: {"name": "Blast", "color": [220, 30, 30]},
+           False: {"name": "Normal", "color": [40, 160, 255]}}
+
+
 def cells_to_geojson(labels, stem, nucleus=None, measurements=None):
     """A QuPath GeoJSON FeatureCollection of the cells of an int label image (0 background): one
     cell object per label, in label order, with its whole outline as ``geometry``, its nucleus
@@ -232,6 +237,8 @@ def cells_to_geojson(labels, stem, nucleus=None, measurements=None):
         properties = {"objectType": "cell"}
         if measurements is not None:
             properties["measurements"] = qupath_measurements(measurements[index])
+            if "blast" in measurements[index]:  # a model with a blast call
+                properties["classification"] = CLASSES[bool(measurements[index]["blast"])]
         feature["properties"] = properties
         features.append(feature)
     return {"type": "FeatureCollection", "features": features}

@@ -29,7 +29,9 @@ from allseg.train.fine_tune import (FineTuneSettings, fine_tune_config, fine_tun
 
 CARD = "README.md"
 SCORES = "held_out_scores.json"
-MODEL_FILES = (BEST_MODEL, "best_model.config", CARD, SCORES)
+# A blast call goes with the model it was fitted on: an earlier model takes its call along
+MODEL_FILES = (BEST_MODEL, "best_model.config", CARD, SCORES, "best_model.blasts.json",
+               "blast_scores.json")
 # The keys the written config takes from the fine-tuned model's settings, by section
 WRITTEN_KEYS = {
     "model": ("num_classes", "cell_diameter_px", "tta_flips", "learning_rate"),
@@ -165,22 +167,22 @@ def start_scores(start, template, held, images_dir, pixel_size_um):
 
 # ---- what is written -------------------------------------------------------------------------
 
-def keep_earlier_model(output, log=print):
-    """Moves a model already in output (and its config, card and scores) into
-    output/earlier-<its time>/, so that a second fine-tune loses nothing."""
-    model = output / BEST_MODEL
-    if not model.exists():
+def keep_earlier_model(output, log=print, names=MODEL_FILES, key=BEST_MODEL):
+    """Moves the files of names already in output (a model, its config, card and scores, or
+    its blast call) into output/earlier-<key's time>/, so that a second run loses nothing."""
+    if not (output / key).exists():
         return
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(model.stat().st_mtime))
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime((output / key).stat().st_mtime))
     folder, n = output / f"earlier-{stamp}", 1
     while folder.exists():
         n += 1
         folder = output / f"earlier-{stamp}-{n}"
     folder.mkdir()
-    for name in MODEL_FILES:
+    for name in names:
         if (output / name).exists():
             os.replace(output / name, folder / name)
-    log(f"Kept the earlier model of {output} in {folder}")
+    log(f"Kept the earlier {'model' if key == BEST_MODEL else 'blast call'} of {output} in "
+        f"{folder}")
 
 
 def write_lab_model(model, cfg, output, facts):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 from keras.utils import Progbar
 
+from allseg.cells.blast_call import blast_call_path, read_blast_call
 from allseg.cells.instances import cell_settings, cells_csv, counts_csv
 from allseg.core.config import override
 from allseg.core.errors import UserError
@@ -15,6 +16,7 @@ from allseg.infer.engines import load_predictor
 from allseg.infer.outputs import MONTAGE_MAX_IMAGES, OutputDirs, montage, write_outputs
 from allseg.infer.predict import TILED_PIXELS, predict_cells
 from allseg.infer.scale import resampling
+from allseg.model.shipped import trained_model_path
 
 
 def _read_batches(files, batch_size, max_pixels=TILED_PIXELS):
@@ -136,15 +138,27 @@ def infer(cfg, model=None):
     dirs = OutputDirs(Path(c.output_dir), Path(c.overlay_dir), Path(c.labels_dir),
                       Path(c.geojson_dir), Path(c.nuclei_dir) if m.num_classes == 2 else None)
     model = model or load_predictor(cfg)
+    blast_call = model_blast_call(cfg)
     files, skipped = _sorted_inputs(Path(c.images_dir))
     _make_output_folders(c, dirs)
     progress = Progbar(len(files), unit_name="image")
     scale, why = resampling(cfg, model, files)
     if why:
         print(why)
-    run = _predict_and_write(cfg, model, files, dirs, scale, progress)
-    _write_summaries(c, run, nuclei=m.num_classes == 2)
+    run = _predict_and_write(cfg, model, files, dirs, scale, progress, blast_call)
+    _write_summaries(c, run, nuclei=m.num_classes == 2, blasts=blast_call is not None)
     return run.written, skipped, run.failed
+
+
+def model_blast_call(cfg, log=print):
+    """The blast call beside the model cfg runs (<model>.blasts.json), or None."""
+    path = blast_call_path(trained_model_path(cfg))
+    if not path.is_file():
+        return None
+    call = read_blast_call(path)
+    log(f"Blast call: {path} (each cell called a blast at p >= {call.threshold:g}; "
+        "a research aid, not a diagnosis)")
+    return call
 
 
 def _sorted_inputs(images_dir):
@@ -168,9 +182,10 @@ class _Run:
     worker thread, and what they return is collected in input order, so the montage and counts
     are too."""
 
-    def __init__(self, cfg, model, dirs, scale, pool):
+    def __init__(self, cfg, model, dirs, scale, pool, blast_call=None):
         self.c, self.m, self.batch_size = cfg.infer, cfg.model, cfg.train.batch_size
         self.model, self.dirs, self.scale, self.pool = model, dirs, scale, pool
+        self.blast_call = blast_call
         self.cell_keys = cell_settings(self.c, scale)
         self.writes = deque()  # (path, pixels, future) of the writes not yet collected
         self.written, self.failed, self.counts, self.cells = [], [], [], []
@@ -194,7 +209,7 @@ class _Run:
             nucleus = np.ascontiguousarray(channels[..., 1]) if m.num_classes == 2 else None
             self.writes.append((path, mask.size, self.pool.submit(
                 write_outputs, path, rgb, mask, self.dirs, want_tile, self.cell_keys,
-                c.pixel_size_um, nucleus)))
+                c.pixel_size_um, nucleus, self.blast_call)))
 
     def collect(self, bounded=False):
         """Collects the writes started, oldest first: all of them, or (bounded) only until
@@ -219,7 +234,7 @@ class _Run:
             self.labels.append(f"{path.stem}: {row['cells']} cells")
 
 
-def _predict_and_write(cfg, model, files, dirs, scale, progress):
+def _predict_and_write(cfg, model, files, dirs, scale, progress, blast_call=None):
     """Predicts and writes the files' outputs, a batch at a time; returns the _Run that
     collected what was written. The engine predicts a batch while the next one is read in one
     thread and the images before it are labelled, measured and written in two more (53.5 img/s
@@ -228,7 +243,7 @@ def _predict_and_write(cfg, model, files, dirs, scale, progress):
     stage")."""
     batches = _read_batches(files, cfg.train.batch_size)
     with ThreadPoolExecutor(max_workers=1) as reader, ThreadPoolExecutor(max_workers=2) as pool:
-        run = _Run(cfg, model, dirs, scale, pool)
+        run = _Run(cfg, model, dirs, scale, pool, blast_call)
         reading = reader.submit(next, batches, None)
         while (batch := reading.result()) is not None:
             images, errors, covered = batch
@@ -242,13 +257,20 @@ def _predict_and_write(cfg, model, files, dirs, scale, progress):
     return run
 
 
-def _write_summaries(c, run, nuclei):
-    """The cell-count and cells CSVs and the montage, for the images written."""
+def _write_summaries(c, run, nuclei, blasts=False):
+    """The cell-count and cells CSVs and the montage, for the images written; with blast calls,
+    the folder's blast count."""
     if run.counts:
         make_folder(Path(c.cell_counts).parent, _key(c, "cell_counts"))
-        write_text(c.cell_counts, counts_csv(run.counts))
+        write_text(c.cell_counts, counts_csv(run.counts, blasts))
         make_folder(Path(c.cells_csv).parent, _key(c, "cells_csv"))
-        write_text(c.cells_csv, cells_csv(run.cells, physical=c.pixel_size_um > 0, nuclei=nuclei))
+        write_text(c.cells_csv, cells_csv(run.cells, physical=c.pixel_size_um > 0, nuclei=nuclei,
+                                          blasts=blasts))
+    if blasts:
+        called = sum(row["blasts"] for row in run.counts)
+        cells = sum(row["cells"] for row in run.counts)
+        print(f"Blasts: {called} of {cells} cells ({100 * called / max(cells, 1):.1f}%) in "
+              f"{len(run.counts)} image(s); per image in {c.cell_counts}")
     if run.tiles:
         make_folder(Path(c.montage).parent, _key(c, "montage"))
         write_png(c.montage, montage(run.tiles, run.labels))

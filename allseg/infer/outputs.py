@@ -7,13 +7,16 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from allseg.cells.instances import count_row, label_cells, measure_cells
+from allseg.cells.blast_call import call_cells
+from allseg.cells.instances import add_blast_calls, count_row, label_cells, measure_cells
 from allseg.core.errors import DataError
 from allseg.core.files import write_text
 from allseg.data.geojson import cells_to_geojson
 from allseg.data.images import write_png
 
 OVERLAY_COLOUR = (0, 255, 0)  # RGB
+CELL_COLOUR = (255, 255, 0)  # RGB: yellow outlines
+BLAST_COLOUR, NORMAL_COLOUR = (230, 0, 0), (0, 90, 255)  # RGB: a blast call's red and blue
 NUCLEUS_COLOUR = (255, 0, 255)  # RGB: magenta, apart from the green tint and yellow outlines
 OVERLAY_SIDE = 700  # px: the largest image side lines and numbers are sized for
 MONTAGE_TILE = 160
@@ -21,10 +24,12 @@ MONTAGE_MAX_IMAGES = 10
 LABEL_FONT, LABEL_SCALE = cv2.FONT_HERSHEY_SIMPLEX, 0.42  # the montage's titles
 
 
-def overlay(rgb, mask, labels=None, nucleus=None):
+def overlay(rgb, mask, labels=None, nucleus=None, blasts=None):
     """The image with the mask tinted green; each cell of ``labels`` outlined in yellow and
     numbered at its centre as in the cells CSV (without labels: the mask's outline). Given a
-    nucleus mask (a model with two classes), each cell's nucleus is outlined in thin magenta."""
+    nucleus mask (a model with two classes), each cell's nucleus is outlined in thin magenta.
+    Given blasts ({label: 0/1}, a model with a blast call), blasts are outlined in red and the
+    other cells in blue, with a legend."""
     out = rgb.copy()
     out[mask] = (0.6 * out[mask] + 0.4 * np.array(OVERLAY_COLOUR)).astype(np.uint8)
     # Lines and numbers grow with the image up to a screen's size, not beyond: past it the image
@@ -42,7 +47,7 @@ def overlay(rgb, mask, labels=None, nucleus=None):
         one = (labels[ys, xs] == cell).astype(np.uint8)
         contours, _ = cv2.findContours(one, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
                                        offset=(xs.start, ys.start))
-        cv2.drawContours(out, contours, -1, (255, 255, 0), thickness)
+        cv2.drawContours(out, contours, -1, _cell_colour(blasts, cell), thickness)
         if nucleus is not None:  # drawn before the number, which stays readable on top
             _outline(out, one & nucleus[ys, xs], (ys.start, xs.start), max(1, thickness // 2))
         rows, cols = np.nonzero(one)
@@ -51,7 +56,25 @@ def overlay(rgb, mask, labels=None, nucleus=None):
                     cv2.LINE_AA)
         cv2.putText(out, text, at, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
                     cv2.LINE_AA)
+    if blasts is not None:
+        _legend(out, scale, thickness)
     return out
+
+
+def _cell_colour(blasts, cell):
+    if blasts is None:
+        return CELL_COLOUR
+    return BLAST_COLOUR if blasts.get(cell) else NORMAL_COLOUR
+
+
+def _legend(out, scale, thickness):
+    """"blast" in red over "normal" in blue, on white, in the top left corner."""
+    for line, (text, colour) in enumerate((("blast", BLAST_COLOUR), ("normal", NORMAL_COLOUR))):
+        (width, height), _ = cv2.getTextSize(text, LABEL_FONT, scale, thickness)
+        top = 2 + line * (height + 8)
+        cv2.rectangle(out, (0, top), (width + 6, top + height + 6), (255, 255, 255), -1)
+        cv2.putText(out, text, (3, top + height + 2), LABEL_FONT, scale, colour, thickness,
+                    cv2.LINE_AA)
 
 
 def _outline(out, part, at, thickness):
@@ -104,11 +127,12 @@ class OutputDirs(NamedTuple):
     nuclei: Optional[Path] = None
 
 
-def write_outputs(path, rgb, mask, dirs, want_tile, cell_keys, pixel_size_um, nucleus=None):
+def write_outputs(path, rgb, mask, dirs, want_tile, cell_keys, pixel_size_um, nucleus=None,
+                  blast_call=None):
     """Writes one image's mask, cell labels, overlay and cells' GeoJSON, and with a nucleus mask
     (a model with two classes) its nuclei PNG; returns (path, mask path, cell-count row, per-cell
     rows, montage column or None). dirs: OutputDirs; cell_keys: cell_settings(), in this image's
-    pixels."""
+    pixels; blast_call: a BlastCall, which adds each cell's call to its row."""
     labels = label_cells(mask, *cell_keys)
     if labels.max() > np.iinfo(np.uint16).max:
         raise DataError(f"{path}: {labels.max()} cells do not fit a 16-bit label PNG")
@@ -120,9 +144,13 @@ def write_outputs(path, rgb, mask, dirs, want_tile, cell_keys, pixel_size_um, nu
     write_png(dirs.labels / f"{path.stem}.png", labels.astype(np.uint16))
     cells = [{"file": path.name, **row}
              for row in measure_cells(labels, rgb, pixel_size_um, nucleus)]
-    write_geojson(dirs.geojson / f"{path.stem}.geojson", labels, path.stem, nucleus, cells)
     row = count_row(path.name, labels, mask)
-    shown = overlay(rgb, mask, labels, nucleus)
+    blasts = None
+    if blast_call is not None:
+        add_blast_calls(cells, row, call_cells(blast_call, rgb, labels), blast_call.threshold)
+        blasts = {cell["cell"]: cell["blast"] for cell in cells}
+    write_geojson(dirs.geojson / f"{path.stem}.geojson", labels, path.stem, nucleus, cells)
+    shown = overlay(rgb, mask, labels, nucleus, blasts)
     del labels  # a scan's images are large: each goes once it is written
     write_png(dirs.overlays / f"{path.stem}.png", shown)
     tile = montage_column(rgb, mask_png, shown) if want_tile else None
