@@ -12,7 +12,7 @@ from test_nuclei_outputs import DiscReader, config, read_csv, read_png, write_sm
 
 from allseg.cells.blast_call import BlastCall, blast_call_path, read_blast_call
 from allseg.cells.cell_features import FEATURE_NAMES
-from allseg.cells.instances import MEASUREMENTS
+from allseg.cells.instances import MEASUREMENTS, central_cell
 from allseg.core.errors import DataError, UserError
 from allseg.data.images import write_png
 from allseg.evaluate.blast_fit import fit_blasts
@@ -171,3 +171,14 @@ def test_an_image_with_no_cell_at_its_centre_is_named(tmp_path):
     with pytest.raises(DataError, match=r"no cell at the centre of .*glass\.png"):
         fit_blasts(cells, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_central_cell_is_the_one_under_the_centre_or_the_nearest_within_reach():
+    labels = np.zeros((100, 100), np.int32)
+    labels[40:60, 40:60], labels[0:10, 0:10] = 2, 1
+    assert central_cell(labels) == 2
+    labels[labels == 2] = 0
+    labels[55:70, 55:70] = 3  # its centroid 17 px from the centre, within a quarter of 100
+    assert central_cell(labels) == 3
+    labels[labels == 3] = 0
+    assert central_cell(labels) == 0  # the corner cell is too far to be the one labelled
