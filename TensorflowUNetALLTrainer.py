@@ -14,8 +14,9 @@ writes the better one to DIR/best_model.keras with its config and card:
 TensorflowUNetALLInfer.py --model DIR runs it.
 
 The third fits the per-cell blast call to a lab's labelled cells (DIR/blast/, DIR/normal/: images
-whose central cell carries the folder's label), scores it across folds against the model's own
-call, and writes the better one beside the model in DIR: --model DIR then calls each cell.
+whose central cell carries the folder's label; or images with QuPath GeoJSON beside them, cells
+classified Blast or Normal), scores it across folds against the model's own call, and writes the
+better one beside the model in DIR: --model DIR then calls each cell.
 """
 import time
 from pathlib import Path
@@ -98,7 +99,8 @@ def arguments():
     parser.add_argument("--output", metavar="DIR", help="fine-tune or --cells: where the model "
                         "goes")
     parser.add_argument("--cells", metavar="DIR", help="fit the blast call to the cells in "
-                        "DIR/blast/ and DIR/normal/ (images centred on one cell each)")
+                        "DIR/blast/ and DIR/normal/ (images centred on one cell each), or to "
+                        "the Blast and Normal cells of the QuPath GeoJSON beside DIR's images")
     parser.add_argument("--model", default="pretrained", metavar="pretrained|PATH|none",
                         help="fine-tune from the shipped model (default), another model the "
                         "project made, or none (from scratch)")

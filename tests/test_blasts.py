@@ -14,6 +14,7 @@ from allseg.cells.blast_call import BlastCall, blast_call_path, read_blast_call
 from allseg.cells.cell_features import FEATURE_NAMES
 from allseg.cells.instances import MEASUREMENTS, central_cell
 from allseg.core.errors import DataError, UserError
+from allseg.data.geojson import cells_to_geojson
 from allseg.data.images import write_png
 from allseg.evaluate.blast_fit import fit_blasts
 from allseg.infer.inference import infer, use_command_line
@@ -182,3 +183,40 @@ def test_the_central_cell_is_the_one_under_the_centre_or_the_nearest_within_reac
     assert central_cell(labels) == 3
     labels[labels == 3] = 0
     assert central_cell(labels) == 0  # the corner cell is too far to be the one labelled
+
+
+def qupath_folder(folder, rename=None):
+    """Two images of eight cells each, in the GeoJSON the infer script writes for a model with a
+    call (classes Blast and Normal), as a lab would correct it in QuPath and export it again."""
+    folder.mkdir()
+    for image in range(2):
+        rgb = np.full((240, 480, 3), 235, np.uint8)
+        labels = np.zeros((240, 480), np.int32)
+        rows = []
+        for n in range(8):
+            blast, top, left = n % 2 == 0, 120 * (n // 4), 120 * (n % 4)
+            cell = cut_out(blast, 10 * image + n)
+            inside = cell.max(axis=-1) > 0
+            rgb[top:top + 120, left:left + 120][inside] = cell[inside]
+            labels[top:top + 120, left:left + 120][inside] = n + 1
+            rows.append({"cell": n + 1, "blast": int(blast)})
+        collection = cells_to_geojson(labels, f"field{image}", None, rows)
+        if rename:
+            collection["features"][0]["properties"]["classification"]["name"] = rename
+        write_png(folder / f"field{image}.png", rgb)
+        (folder / f"field{image}.geojson").write_text(json.dumps(collection), encoding="utf-8")
+    return folder
+
+
+def test_cells_classified_in_qupath_fit_the_call(tmp_path):
+    facts = fit_blasts(qupath_folder(tmp_path / "fields"), tmp_path / "out")
+    assert facts["fitted_cross_validated"]["cells"] == 16
+    assert facts["fitted_cross_validated"]["blasts"] == 8
+    assert facts["fitted_cross_validated"]["auc"] > 0.9
+
+
+def test_a_qupath_class_the_call_does_not_know_is_named(tmp_path):
+    folder = qupath_folder(tmp_path / "fields", rename="Neutrophil")
+    with pytest.raises(DataError, match=r"field0\.geojson: feature 1 is classified 'Neutrophil'"):
+        fit_blasts(folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

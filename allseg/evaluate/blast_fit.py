@@ -11,6 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from allseg.cells.blast_call import blast_call_path, read_blast_call
 from allseg.cells.cell_features import cell_features
 from allseg.cells.instances import cell_settings, central_cell, label_cells
@@ -52,25 +54,50 @@ def fit_blasts(cells_dir, output, model_choice="pretrained", log=print):
 
 
 def central_cell_features(cells, cfg, log=print):
-    """cell_features' row of each labelled image's central cell; a DataError naming every image
-    whose centre holds no cell, before anything is written."""
-    images = [read_cell_image(c) for c in cells]
-    labels = [cut_out_cell(rgb) for rgb in images]
-    to_segment = [i for i, found in enumerate(labels) if found is None]
+    """cell_features' row of each labelled cell: the outline the lab drew, the cell it cut out,
+    or else the model's cell at the image's centre; a DataError naming every image whose centre
+    holds no cell, before anything is written."""
+    images = {}
+    for cell in cells:  # a QuPath image holds many cells: read once
+        if cell.path not in images:
+            images[cell.path] = read_cell_image(cell)
+    found = [drawn_or_cut_out(cell, images[cell.path]) for cell in cells]
+    to_segment = [i for i, pair in enumerate(found) if pair is None]
     if to_segment:
-        model = load_predictor(cfg, log=log)
-        scale, why = resampling(cfg, model, [cells[i].path for i in to_segment])
-        log(why or "Scale: the images as given")
-        masks = predict_cells(model, [images[i] for i in to_segment], cfg.model,
-                              cfg.train.batch_size, cfg.infer.tiled, scale)
-        for i, mask in zip(to_segment, masks):
-            found = label_cells(mask[..., 0], *cell_settings(cfg.infer, scale))
-            labels[i] = (found == central_cell(found)) if central_cell(found) else None
-    empty = [c.path for c, found in zip(cells, labels) if found is None]
+        centres = segmented_centres([images[cells[i].path] for i in to_segment],
+                                    [cells[i].path for i in to_segment], cfg, log)
+        for i, centre in zip(to_segment, centres):
+            found[i] = centre
+    empty = [c.path for c, pair in zip(cells, found) if pair is None]
     if empty:
         raise DataError(f"no cell at the centre of {first_few(empty)}: each image's central "
                         "cell carries its folder's label; crop it around the cell")
-    return [cell_features(rgb, found.astype("int32"))[1][0] for rgb, found in zip(images, labels)]
+    return [cell_features(rgb, labels)[1][0] for rgb, labels in found]
+
+
+def drawn_or_cut_out(cell, rgb):
+    """(RGB, int label image of the one cell) where the lab outlined or cut out the cell;
+    None where the model must find it."""
+    if cell.outline is not None:
+        (rows, cols), inside = cell.outline
+        return rgb[rows, cols], inside.astype(np.int32)
+    cut = cut_out_cell(rgb)
+    return None if cut is None else (rgb, cut)
+
+
+def segmented_centres(images, paths, cfg, log=print):
+    """(RGB, int label image of its central cell) of each image as the model segments it at the
+    scale auto reads, or None where no cell is at its centre."""
+    model = load_predictor(cfg, log=log)
+    scale, why = resampling(cfg, model, paths)
+    log(why or "Scale: the images as given")
+    masks = predict_cells(model, images, cfg.model, cfg.train.batch_size, cfg.infer.tiled, scale)
+    centres = []
+    for rgb, mask in zip(images, masks):
+        labels = label_cells(mask[..., 0], *cell_settings(cfg.infer, scale))
+        centre = central_cell(labels)
+        centres.append((rgb, (labels == centre).astype(np.int32)) if centre else None)
+    return centres
 
 
 def compare(start, features, is_blast, cells_dir, start_file):
