@@ -27,24 +27,24 @@ def optical_density(rgb):
 
 def cell_features(rgb, labels):
     """(cell label ids, float32 array of len(ids) x len(FEATURE_NAMES)): one row per labelled
-    cell of an int label image (0 background) of the RGB image, in label order."""
-    density = optical_density(rgb)
+    cell of an int label image (0 background) of the RGB image, in label order. Each cell's
+    density is computed in its own bounding box: a scan's never whole."""
     ids, rows = [], []
     for region in measure.regionprops(labels):
-        patch, inside = _at_cell_side(density, region)
+        patch, inside = _at_cell_side(rgb, region)
         ids.append(region.label)
         rows.append(_shape(inside) + _density(patch[inside], inside) + _texture(patch, inside))
     return np.array(ids, np.int32), np.array(rows, np.float32).reshape(len(ids), len(FEATURE_NAMES))
 
 
-def _at_cell_side(density, region):
+def _at_cell_side(rgb, region):
     """The cell's density and boolean mask, cut out by its bounding box and resized so that its
     equivalent diameter is CELL_SIDE: texture then means the same at any magnification."""
     r0, c0, r1, c1 = region.bbox
     scale = CELL_SIDE / max(region.equivalent_diameter_area, 1.0)
     size = (max(1, round((c1 - c0) * scale)), max(1, round((r1 - r0) * scale)))
     shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    crop = density[r0:r1, c0:c1].copy()
+    crop = optical_density(rgb[r0:r1, c0:c1])
     crop[~region.image] = np.median(crop[region.image])  # no glass bleeds into the rim
     patch = cv2.resize(crop, size, interpolation=shrink)
     inside = cv2.resize(region.image.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
