@@ -24,7 +24,8 @@ import allseg.core.quiet_start  # noqa: F401, E402  (before TensorFlow starts)
 from allseg.cells.blast_call import blast_call_path  # noqa: E402
 from allseg.cells.cell_features import cell_features  # noqa: E402
 from allseg.cells.instances import cell_settings, label_cells  # noqa: E402
-from allseg.data.images import list_images, read_rgb  # noqa: E402
+from allseg.data.images import read_rgb  # noqa: E402
+from allseg.data.labelled_cells import cut_out_cell, read_labelled_cells  # noqa: E402
 from allseg.core.cli import DEFAULT_CONFIG  # noqa: E402
 from allseg.core.files import write_text  # noqa: E402
 from allseg.infer.engines import load_predictor  # noqa: E402
@@ -151,18 +152,12 @@ def kaggle(data, cfg, model):
 
 
 def cnmc_cells(folder):
-    """Features of the one cell of each image (its largest non-black region), label, subject."""
-    x, y, subjects = [], [], []
-    for blast in (True, False):
-        for path in list_images(folder / ("blast" if blast else "normal")):
-            rgb = read_rgb(path)
-            count, regions, stats, _ = cv2.connectedComponentsWithStats(
-                (rgb.max(-1) > 10).astype(np.uint8))
-            biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-            x.append(cell_features_only(rgb, (regions == biggest).astype(np.int32))[0])
-            y.append(blast)
-            subjects.append(path.stem.split("_")[1])
-    return np.array(x), np.array(y), np.array(subjects)
+    """Features of each image's cut-out cell (as --cells takes it), its label and subject."""
+    cells = read_labelled_cells(folder)
+    images = (read_rgb(c.path) for c in cells)
+    x = [cell_features_only(rgb, cut_out_cell(rgb))[0] for rgb in images]
+    return (np.array(x), np.array([c.is_blast for c in cells]),
+            np.array([c.path.stem.split("_")[1] for c in cells]))
 
 
 def cnmc(folder, kaggle_x, kaggle_y):
@@ -181,7 +176,8 @@ def cnmc(folder, kaggle_x, kaggle_y):
         p = fit_blast_call(x[train], y[train]).probabilities(x[~train])
         fits.append({**scores(y[~train], p), "fit_seconds": time.perf_counter() - began,
                      "zero_shot_auc": float(roc_auc_score(y[~train], zero_p[~train]))})
-    rows.append({"setting": f"fitted on {2 * SHOTS_SUBJECTS} cells a class ({SHOTS_SUBJECTS} subjects), mean of {REPEATS} draws",
+    rows.append({"setting": f"fitted on {2 * SHOTS_SUBJECTS} cells a class ({SHOTS_SUBJECTS} "
+                            f"subjects), mean of {REPEATS} draws",
                  **{k: float(np.mean([f[k] for f in fits])) for k in fits[0]},
                  "auc_sd": float(np.std([f["auc"] for f in fits]))})
     return rows
