@@ -12,7 +12,8 @@ THRESHOLD = 0.5  # the [model] threshold key's default
 TILED_PIXELS = 8 * 2 ** 20
 # Neighbouring tiles share this fraction of a tile's side (28 px of 224). Half (the first
 # choice) predicted every pixel of a large image four times; an eighth, twice at most and
-# 1.3 times on average, with cells cut by a seam still whole (benchmarks/infer_stages.py --scan).
+# 1.3 times on average, with cells cut by a seam still whole (measured by the retired
+# 2a30f9a:benchmarks/infer_stages.py --scan; docs/performance.md, "A slide scan").
 TILE_OVERLAP = 1 / 8
 
 
