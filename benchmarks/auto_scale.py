@@ -1,10 +1,11 @@
-"""What [infer] cell_diameter = "auto" reads (python benchmarks/auto_scale.py FOLDER ... [--resampled] [--magnified F ...]).
+"""What [infer] cell_diameter = "auto" reads, folder by folder, resampled and magnified.
 
-For each folder of images: the scale the shipped model picks, the cell size it read and the time
+For each FOLDER of images: the scale the shipped model picks, the cell size it read and the time
 it took. With --resampled: the Kaggle validation images (the shipped model's own hold-out) scored
 after resampling by each factor, which is why "auto" leaves cells within TOLERANCE alone. With
---magnified: Early's first 100 test images and their truth enlarged by each F, scored tiled at
-their own size, at the scale auto reads, and at 1/F. Writes benchmarks/results/auto_scale.{json,md}."""
+--magnified F ...: Early's first 100 test images and their truth enlarged by each F, scored tiled
+at their own size, at the scale auto reads, and at 1/F. Writes auto_scale.{json,md} to
+benchmarks/results/."""
 import argparse
 import time
 

@@ -1,5 +1,4 @@
-"""Blast or normal, cell by cell: what the Kaggle labels can teach and what they cannot
-(python benchmarks/blasts.py [--data] [--cnmc]).
+"""Blast or normal, cell by cell: what the Kaggle labels can teach and what they cannot.
 
 Each Kaggle image labels its cells: Benign (hematogones) normal, Early, Pre and Pro blast. The
 shipped model finds the cells of the train rows of --data; the images are split 80/20 (seeded,
@@ -9,7 +8,6 @@ allseg/cells/cell_features.py's stain-free shape and texture. The controls score
 images again recoloured to the other class's colour statistics (Reinhard et al. 2001, in Lab)
 and in grey. --cnmc: another lab's single cells (blast/, normal/; UID_<subject>_...), scored
 zero-shot and fitted on 20 cells per class from 10 subjects, scored on the other subjects'."""
-import csv
 import shutil
 import time
 
@@ -26,6 +24,7 @@ from allseg.cells.cell_features import cell_features  # noqa: E402
 from allseg.cells.instances import cell_settings, label_cells  # noqa: E402
 from allseg.data.images import read_rgb  # noqa: E402
 from allseg.data.labelled_cells import cut_out_cell, read_labelled_cells  # noqa: E402
+from allseg.data.splitting import read_split_csv  # noqa: E402
 from allseg.core.cli import DEFAULT_CONFIG  # noqa: E402
 from allseg.core.files import write_text  # noqa: E402
 from allseg.infer.engines import load_predictor  # noqa: E402
@@ -39,8 +38,7 @@ SEED, REPEATS, SHOTS_SUBJECTS, COST_IMAGES = 0, 20, 10, 200
 
 def kaggle_images(data):
     """(path, is_blast) for the train rows of data/split.csv."""
-    with open(data / "split.csv", newline="") as handle:
-        names = [row["filename"] for row in csv.DictReader(handle) if row["split"] == "train"]
+    names = [name for name, part in read_split_csv(data / "split.csv").items() if part == "train"]
     return [(next((data / "Original").glob(f"*/{name}")), "Benign" not in name) for name in names]
 
 
@@ -102,24 +100,16 @@ def scores(y, p, images=None):
     return out
 
 
-class ProjectCall:
-    """The call TensorflowUNetALLTrainer.py --cells fits (allseg/train/blast_fit.py), in
-    scikit-learn's fit / predict_proba form."""
-
-    def fit(self, x, y):
-        self.call = fit_blast_call(x, y)
-        return self
-
-    def predict_proba(self, x):
-        p = self.call.probabilities(x)
-        return np.stack([1 - p, p], axis=1)
-
-
 def classifiers():
-    """The project's call, and boosted trees: what a far more flexible classifier reads."""
-    return {"the project's call": ProjectCall,
-            "boosted trees": lambda: HistGradientBoostingClassifier(class_weight="balanced",
-                                                                    random_state=SEED)}
+    """{name: fit(x, y) -> the blast probabilities of other cells}: the call
+    TensorflowUNetALLTrainer.py --cells fits (allseg/train/blast_fit.py), and boosted trees: what
+    a far more flexible classifier reads."""
+    def boosted_trees(x, y):
+        trees = HistGradientBoostingClassifier(class_weight="balanced", random_state=SEED).fit(x, y)
+        return lambda cells: trees.predict_proba(cells)[:, 1]
+
+    return {"the project's call": lambda x, y: fit_blast_call(x, y).probabilities,
+            "boosted trees": boosted_trees}
 
 
 def cell_features_only(rgb, labels):
@@ -142,11 +132,11 @@ def kaggle(data, cfg, model):
         fit_on, tested = ~np.isin(image, held), np.isin(image, held)
         shown = {"plain": (x[tested], y[tested], image[tested]),
                  **{k: table(v, describe) for k, v in variants.items()}}
-        for name, make in classifiers().items():
-            clf = make().fit(x[fit_on], y[fit_on])
+        for name, fit in classifiers().items():
+            probabilities = fit(x[fit_on], y[fit_on])
             for variant, (tx, ty, ti) in shown.items():
                 rows.append({"input": input_name, "classifier": name, "images": variant,
-                             **scores(ty, clf.predict_proba(tx)[:, 1], ti)})
+                             **scores(ty, probabilities(tx), ti)})
                 print(rows[-1])
     return rows, tables["shape and texture"]
 
@@ -223,9 +213,8 @@ def markdown(rows, cnmc_rows, seconds_per_cell):
 
 
 def main():
-    p = parser(__doc__, data=DATA / "leukemia-all", assets=False)
+    p = parser(__doc__, data=DATA / "leukemia-all", scratch="blasts", assets=False)
     p.add_argument("--cnmc", type=type(DATA), default=DATA / "cnmc-sample")
-    p.add_argument("--scratch", type=type(DATA), default=ROOT / "bench_runs" / "blasts")
     args = parse(p)
     cfg = load_for_model(ROOT / "train_eval_infer.config", "pretrained")
     model = load_predictor(cfg)

@@ -12,13 +12,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-DEFAULT_DATA = DATA / "leukemia-early"
 sys.path.insert(0, str(ROOT))
 COLOUR_RULE = 65  # blue - green above this: the no-training yardstick every table carries
 
 
-def parser(doc, data=DEFAULT_DATA, scratch=None, assets=True):
-    """The options the real-data benchmarks share: --data, --scratch, --out (and --assets)."""
+def parser(doc, data=DATA / "leukemia-early", scratch=None, assets=True, config=None):
+    """The options the real-data benchmarks share: --data, --scratch, --out (and --assets); with a
+    config (a file name under configs/), --config (that file by default) and --reuse-run."""
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--data", type=Path, default=data)
     if scratch:
@@ -26,6 +26,10 @@ def parser(doc, data=DEFAULT_DATA, scratch=None, assets=True):
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     if assets:
         p.add_argument("--assets", type=Path, default=ROOT / "asset")
+    if config:
+        p.add_argument("--config", type=Path, default=ROOT / "configs" / config)
+        p.add_argument("--reuse-run", type=Path, help="score the model of this earlier run again "
+                       "(e.g. after changing prediction settings) instead of training")
     return p
 
 
@@ -64,18 +68,15 @@ def write_config(base_config, path, run_dir, all_dir, overrides=None):
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str
     parser.read(base_config, encoding="utf-8")
-    q = lambda p: f'"{Path(p).as_posix()}"'  # noqa: E731
-    tested = Path(all_dir) / "test"
-    values = {
-        "train.model_dir": q(Path(run_dir) / "models"), "train.eval_dir": q(Path(run_dir) / "eval"),
-        "train.image_datapath": q(Path(all_dir) / "train" / "original"),
-        "train.mask_datapath": q(Path(all_dir) / "train" / "segmented"),
-        "eval.image_datapath": q(tested / "original"), "eval.mask_datapath": q(tested / "segmented"),
-        "infer.images_dir": q(Path(all_dir).parent / "mini_test"),
-        "infer.output_dir": q(Path(run_dir) / "mini_test_output"),
-        **(overrides or {}),
-    }
-    for dotted, text in values.items():
+    out, split = Path(run_dir), Path(all_dir)
+    values = {"train.model_dir": out / "models", "train.eval_dir": out / "eval",
+              "train.image_datapath": split / "train" / "original",
+              "train.mask_datapath": split / "train" / "segmented",
+              "eval.image_datapath": split / "test" / "original",
+              "eval.mask_datapath": split / "test" / "segmented",
+              "infer.images_dir": split.parent / "mini_test",
+              "infer.output_dir": out / "mini_test_output"}
+    for dotted, text in {**{k: quoted(v) for k, v in values.items()}, **(overrides or {})}.items():
         section, key = dotted.split(".")
         parser[section][key] = text
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -84,11 +85,18 @@ def write_config(base_config, path, run_dir, all_dir, overrides=None):
     return Path(path)
 
 
-def train_or_reuse(args, all_dir, overrides=None):
-    """(run folder, its config, training seconds): args.config trained in a new run folder, or,
-    with args.reuse_run, that run's model under a config written beside the one it trained with
-    (so a rescore with other prediction settings never overwrites it)."""
+def quoted(path):
+    """A path as a config's value."""
+    return f'"{Path(path).as_posix()}"'
+
+
+def train_or_reuse(args, category="Early", overrides=None):
+    """(split folder, run folder, its config, training seconds): the reference split of category
+    made, then args.config trained in a new run folder, or, with args.reuse_run, that run's model
+    under a config written beside the one it trained with (so a rescore with other prediction
+    settings never overwrites it)."""
     from allseg.core.files import write_text
+    all_dir = reference_split(args.data, args.scratch, category)
     run_dir = args.reuse_run or args.scratch / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     tag = getattr(args, "tag", "")
     name = f"config-rescore{tag and '-' + tag}" if args.reuse_run else "config"
@@ -96,7 +104,7 @@ def train_or_reuse(args, all_dir, overrides=None):
     if not args.reuse_run:
         seconds = run("TensorflowUNetALLTrainer.py", config)
         write_text(run_dir / "train_seconds.txt", f"{seconds:.1f}\n")
-    return run_dir, config, float((run_dir / "train_seconds.txt").read_text())
+    return all_dir, run_dir, config, float((run_dir / "train_seconds.txt").read_text())
 
 
 def validation_pairs(cfg):
@@ -145,6 +153,12 @@ def write_pictures(rows, public_path, private_path, axes=(0, 0), front=1):
     for pictures, path, axis in ((public, public_path, axes[0]), (private, private_path, axes[1])):
         if pictures:
             write_png(path, np.concatenate(pictures, axis=axis))
+
+
+def table_lines(header, rows):
+    """A Markdown table's lines: the column names, the rule under them, then each row's cells."""
+    line = lambda cells: "| " + " | ".join(map(str, cells)) + " |"  # noqa: E731
+    return [line(header), "|---" * len(header) + "|", *map(line, rows)]
 
 
 def write_results(stem, data, text):

@@ -14,7 +14,16 @@ import numpy as np
 
 from common import ROOT, parse, parser, reference_split, write_config
 
-from allseg.core.files import write_json  # noqa: E402  (common puts the project on sys.path)
+import allseg.core.quiet_start  # noqa: F401, E402  (before TensorFlow starts)
+from allseg.core.config import load_config  # noqa: E402  (common puts the project on sys.path)
+from allseg.core.files import write_json  # noqa: E402
+from allseg.data.dataset import ALLDataset  # noqa: E402
+from allseg.data.images import read_rgb  # noqa: E402
+from allseg.evaluate.evaluation import evaluate  # noqa: E402
+from allseg.infer.engines import load_predictor  # noqa: E402
+from allseg.infer.predict import predict_masks  # noqa: E402
+from allseg.model.shipped import load_for_model  # noqa: E402
+from allseg.model.unet import load_trained_model  # noqa: E402
 
 ENGINES = ("keras", "openvino", "litert")
 SCORES = ("mean_dice", "pooled_dice", "mean_iou")
@@ -25,17 +34,6 @@ def main():
     p = parser(__doc__, scratch="engine_agreement", assets=False)
     p.add_argument("run_dir", type=Path, nargs="?", help="a benchmarks/real_early.py run")
     args = parse(p)
-
-    import allseg.core.quiet_start  # noqa: F401  (before TensorFlow starts)
-    from allseg.core.config import load_config
-    from allseg.data.dataset import ALLDataset
-    from allseg.data.images import read_rgb
-    from allseg.evaluate.evaluation import evaluate
-    from allseg.infer.engines import load_predictor
-    from allseg.infer.predict import predict_masks
-    from allseg.model.shipped import load_for_model
-    from allseg.model.unet import load_trained_model
-
     folder = args.run_dir or args.scratch
     if args.run_dir:
         base, subject = load_config(args.run_dir / "config"), str(args.run_dir)
@@ -67,8 +65,8 @@ def main():
           f"largest score difference to Keras | predict (s, {len(rgbs)} images, not a benchmark) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['engine']} | {100 * r['mask_pixels_equal_to_keras']:.4f}% | {r['mean_dice']:.4f} "
-              f"| {r['cell_f1']:.4f} | {r['cell_count_mae']:.3f} | "
+        print(f"| {r['engine']} | {100 * r['mask_pixels_equal_to_keras']:.4f}% | "
+              f"{r['mean_dice']:.4f} | {r['cell_f1']:.4f} | {r['cell_count_mae']:.3f} | "
               f"{r['largest_score_difference_to_keras']:.2g} | {r['predict_seconds']:.1f} |")
     write_json(args.out / "engine_agreement.json", {"model": subject, "rows": rows})
     print(f"Wrote {args.out / 'engine_agreement.json'}")

@@ -71,12 +71,10 @@ def main():
     p = parser(__doc__, data=DATA / "wbc-cellavision", assets=False)
     p.add_argument("--model", default="pretrained")
     p.add_argument("--cell-diameter", type=lambda text: text if text == "auto" else float(text),
-                   default="auto", help='[infer] cell_diameter: "auto" (the default), or pixels '
-                                        '(0: the images as given)')
+                   default="auto", help='"auto" (the default), or pixels (0: the images as given)')
     p.add_argument("--tag", default="", help="suffix for the result files")
-    p.add_argument("--gallery", action="store_true",
-                   help=f"draw {GALLERY} crops to asset/other_labs_gallery.png (outlines only) "
-                        "and bench_runs/other_labs_gallery_private.png (with the crops)")
+    p.add_argument("--gallery", action="store_true", help=f"draw {GALLERY} crops to asset/"
+                   "other_labs_gallery.png (outlines only; with the crops in bench_runs/)")
     args = parse(p)
     cfg = load_for_model(ROOT / "train_eval_infer.config", args.model)
     files = list_images(f"{args.data}/images")
@@ -99,8 +97,7 @@ def main():
         rgb, truth = read_rgb(path), read_rgb(f"{args.data}/masks/{path.stem}.png")[..., 0]
         (mask,) = predict_masks(model, [rgb], cfg.model, cfg.train.batch_size, cfg.infer.tiled,
                                 scale)
-        colour_rule = blue_minus_green(rgb) > COLOUR_RULE
-        for name, pred in zip(rows, (mask, colour_rule, truth == 255)):
+        for name, pred in zip(rows, (mask, blue_minus_green(rgb) > COLOUR_RULE, truth == 255)):
             rows[name].append(score(pred, truth, cfg.infer))
         if args.gallery and path.stem in show:
             tiles.append(gallery_tile(rgb, mask, truth, cfg.infer, path.stem))

@@ -13,17 +13,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import (COLOUR_RULE, DATA, ROOT, blue_minus_green, caption, cell_summary, parse,
-                    parser, reference_split, train_or_reuse, validation_pairs, write_pictures,
-                    write_results)
+from common import (COLOUR_RULE, DATA, blue_minus_green, caption, cell_summary, parse, parser,
+                    train_or_reuse, validation_pairs, write_pictures, write_results)
 
 from allseg.cells.instances import cell_settings  # noqa: E402  (common: the project on sys.path)
+from allseg.cells.scoring import pixel_scores, score_cells, summarize  # noqa: E402
 from allseg.core.config import load_config  # noqa: E402
 from allseg.data.images import read_mask, read_rgb  # noqa: E402
 from allseg.data.pairing import find_category_pairs  # noqa: E402
 from allseg.data.truth_audit import audit_masks, stained_cells  # noqa: E402
-from allseg.cells.scoring import score_cells  # noqa: E402
-from allseg.cells.scoring import pixel_scores, summarize  # noqa: E402
 
 MONTAGE_ROWS = 6
 
@@ -82,22 +80,20 @@ def markdown(results):
             t, v = s["cells_vs_truth"], s["cells_vs_visible"]
             tt = s.get("cells_vs_truth_trusted")
             trusted = "-" if tt is None else f"{tt['f1']:.3f} ({s['trusted_images']})"
-            lines.append(f"| {name} | {part} | {s['images']} | {t['f1']:.3f} | {t['count_mae']:.2f} "
-                         f"| {trusted} | {v['recall']:.3f} | {v['precision']:.3f} | "
-                         f"{v['count_mae']:.2f} | {s['mean_dice']:.3f} |")
+            lines.append(f"| {name} | {part} | {s['images']} | {t['f1']:.3f} | "
+                         f"{t['count_mae']:.2f} | {trusted} | {v['recall']:.3f} | "
+                         f"{v['precision']:.3f} | {v['count_mae']:.2f} | {s['mean_dice']:.3f} |")
     return "\n".join(lines)
 
 
 def main():
-    p = parser(__doc__, data=DATA / "leukemia-all", scratch="real_all")
-    p.add_argument("--config", type=Path, default=ROOT / "configs" / "all_cpu_fast.config")
-    p.add_argument("--reuse-run", type=Path, help="score the model of this earlier run")
+    p = parser(__doc__, data=DATA / "leukemia-all", scratch="real_all",
+               config="all_cpu_fast.config")
     p.add_argument("--name", default=None, help="what to call the trained model")
     p.add_argument("--tag", default="", help="suffix for the result files")
     args = parse(p)
-    all_dir = reference_split(args.data, args.scratch, "all")
-    run_dir, config, train_seconds = train_or_reuse(
-        args, all_dir, {"eval.category": '"Early"', "eval.skip_flagged_truth": "False"})
+    _, run_dir, config, train_seconds = train_or_reuse(
+        args, "all", {"eval.category": '"Early"', "eval.skip_flagged_truth": "False"})
 
     import allseg.core.quiet_start  # noqa: F401  (before TensorFlow starts)
     from allseg.infer.predict import predict_masks

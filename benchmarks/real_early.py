@@ -1,4 +1,4 @@
-"""The real ALL Early class, reference split: train, evaluate, and score a colour-threshold baseline.
+"""The real ALL Early class, reference split: train, evaluate, score a colour-threshold baseline.
 
 Reproduces the 788/197 split published results use in a scratch folder, trains the config there
 and evaluates it with the project's evaluator, beside the colour threshold "blue minus green > t"
@@ -7,22 +7,24 @@ perfect cell outliner). Writes the cell and pixel tables (real_early.{json,md}),
 Dice histogram and the five worst test images (masks only in asset/; with the smears in scratch).
 """
 import json
-from pathlib import Path
 
 import numpy as np
 
-from common import (ROOT, as_rgb, blue_minus_green, caption, cell_summary, parse, parser,
-                    reference_split, run, train_or_reuse, write_pictures, write_results)
+from common import (ROOT, as_rgb, blue_minus_green, caption, cell_summary, parse, parser, run,
+                    table_lines, train_or_reuse, write_pictures, write_results)
 
 from allseg.cells.instances import remove_small_components  # noqa: E402  (common: sys.path)
+from allseg.cells.scoring import pixel_scores, summarize  # noqa: E402
 from allseg.core.config import load_config  # noqa: E402
 from allseg.core.files import replace_atomically  # noqa: E402
 from allseg.data.images import read_mask, read_rgb  # noqa: E402
 from allseg.data.pairing import find_pairs  # noqa: E402
-from allseg.cells.scoring import pixel_scores, summarize  # noqa: E402
 
-CELL_KEYS = ("f1", "precision", "recall", "panoptic_quality", "count_mae", "count_bias", "dice",
-             "nsd_2px", "hd95", "n_true", "n_pred", "tp", "fp", "fn")
+# the tables' columns and their formats (the rows also keep each cell summary's counts)
+PIXELS = {"mean_dice": ".3f", "median_dice": ".3f", "p10_dice": ".3f", "pooled_dice": ".3f",
+          "mean_iou": ".3f", "pixel_accuracy": ".4f"}
+CELLS = {"f1": ".3f", "precision": ".3f", "recall": ".3f", "panoptic_quality": ".3f",
+         "count_mae": ".2f", "count_bias": "+.2f", "dice": ".3f", "nsd_2px": ".3f", "hd95": ".2f"}
 
 
 def scored(items, c):
@@ -37,7 +39,8 @@ def colour_threshold_baseline(all_dir, c):
     """Chooses t on the training images (best mean per-image Dice), then scores the test images."""
     def load(split):
         pairs = find_pairs(all_dir / split / "original", all_dir / split / "segmented", "Early")
-        return [(p.image.name, blue_minus_green(read_rgb(p.image)), read_mask(p.mask)) for p in pairs]
+        return [(p.image.name, blue_minus_green(read_rgb(p.image)), read_mask(p.mask))
+                for p in pairs]
 
     train = load("train")
     best_t = max(range(0, 160, 5), key=lambda t: (np.mean(
@@ -47,29 +50,26 @@ def colour_threshold_baseline(all_dir, c):
 
 
 def table_row(method, s, seconds=None):
-    keys = ("mean_dice", "median_dice", "p10_dice", "pooled_dice", "mean_iou", "pixel_accuracy")
-    return {"method": method, **{k: s[k] for k in keys},
-            "cells": {k: s["cells"][k] for k in CELL_KEYS},
+    return {"method": method, **{k: s[k] for k in PIXELS},
+            "cells": {k: s["cells"][k] for k in (*CELLS, "n_true", "n_pred", "tp", "fp", "fn")},
             "train_minutes": None if seconds is None else seconds / 60}
 
 
 def markdown(rows):
-    minutes = lambda r: "-" if r["train_minutes"] is None else f"{r['train_minutes']:.1f} min"  # noqa: E731
-    lines = ["| method | cell F1 | precision | recall | panoptic quality | count error (cells/image) "
-             "| count bias | Dice, cells only | NSD 2 px, cells only | HD95 px, cells only "
-             "| mean Dice, raw truth | training |", "|---" * 12 + "|"]
-    for r in rows:
-        c = r["cells"]
-        lines.append(f"| {r['method']} | {c['f1']:.3f} | {c['precision']:.3f} | {c['recall']:.3f} | "
-                     f"{c['panoptic_quality']:.3f} | {c['count_mae']:.2f} | {c['count_bias']:+.2f} | "
-                     f"{c['dice']:.3f} | {c['nsd_2px']:.3f} | {c['hd95']:.2f} | {r['mean_dice']:.3f} "
-                     f"| {minutes(r)} |")
-    lines += ["", "| method | mean Dice | median Dice | 10th pct Dice | pooled Dice | mean IoU | "
-              "pixel acc. | training |", "|---" * 8 + "|"]
-    lines += [f"| {r['method']} | {r['mean_dice']:.3f} | {r['median_dice']:.3f} | "
-              f"{r['p10_dice']:.3f} | {r['pooled_dice']:.3f} | {r['mean_iou']:.3f} | "
-              f"{r['pixel_accuracy']:.4f} | {minutes(r)} |" for r in rows]
-    return "\n".join(lines)
+    def minutes(r):
+        return "-" if r["train_minutes"] is None else f"{r['train_minutes']:.1f} min"
+
+    cells = table_lines(
+        ("method", "cell F1", "precision", "recall", "panoptic quality",
+         "count error (cells/image)", "count bias", "Dice, cells only", "NSD 2 px, cells only",
+         "HD95 px, cells only", "mean Dice, raw truth", "training"),
+        [(r["method"], *(format(r["cells"][k], f) for k, f in CELLS.items()),
+          format(r["mean_dice"], ".3f"), minutes(r)) for r in rows])
+    pixels = table_lines(("method", "mean Dice", "median Dice", "10th pct Dice", "pooled Dice",
+                          "mean IoU", "pixel acc.", "training"),
+                         [(r["method"], *(format(r[k], f) for k, f in PIXELS.items()), minutes(r))
+                          for r in rows])
+    return "\n".join(cells + [""] + pixels)
 
 
 def histogram(per_image, path, title):
@@ -111,14 +111,8 @@ def worst_montage(config, all_dir, per_image, path, private_path, count=5):
 
 
 def main():
-    p = parser(__doc__, scratch="real_early")
-    p.add_argument("--config", type=Path, default=ROOT / "configs" / "early_cpu.config")
-    p.add_argument("--reuse-run", type=Path,
-                   help="evaluate the model of this earlier run again (e.g. after changing "
-                        "prediction settings chosen on validation) instead of training")
-    args = parse(p)
-    all_dir = reference_split(args.data, args.scratch)
-    run_dir, config, train_seconds = train_or_reuse(args, all_dir)
+    args = parse(parser(__doc__, scratch="real_early", config="early_cpu.config"))
+    all_dir, run_dir, config, train_seconds = train_or_reuse(args)
     run("TensorflowUNetALLEvaluator.py", config)
     unet = json.loads((run_dir / "eval" / "summary.json").read_text())
 
@@ -140,7 +134,8 @@ def main():
               "unet_summary": {k: v for k, v in unet.items() if k != "per_image"}}
     write_results(args.out / "real_early", result, markdown(rows))
     print(f"Wrote {args.out / 'real_early.json'}, {args.out / 'real_early.md'}, "
-          f"{args.assets / 'real_early_dice_histogram.png'}, {args.assets / 'real_early_worst5.png'}")
+          f"{args.assets / 'real_early_dice_histogram.png'}, "
+          f"{args.assets / 'real_early_worst5.png'}")
 
 
 if __name__ == "__main__":

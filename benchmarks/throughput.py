@@ -21,7 +21,7 @@ from pathlib import Path
 
 import cv2  # cv2 and NumPy: loaded in every worker anyway (by the project's model module)
 import numpy as np
-from common import ROOT, write_config, write_results  # benchmarks/common.py; ROOT on sys.path
+from common import ROOT, quoted, write_config, write_results  # ROOT on sys.path
 
 CONFIGS = {"seed": ROOT / "train_eval_infer.config", "cpu": ROOT / "configs" / "early_cpu.config"}
 ENGINES = ("keras", "openvino", "litert")  # inference rows beside plain
@@ -215,20 +215,18 @@ def steady_rate(result):
 
 def bench_config(name, base, n, epochs, scratch, auto_engine):
     print(f"\n== {name} config ({base.name}) on {n} and {4 * n} images ==", flush=True)
-    small = make_images(scratch / f"images_{n}", n)
-    large = make_images(scratch / f"images_{4 * n}", 4 * n)
+    small, large = (make_images(scratch / f"images_{k}", k) for k in (n, 4 * n))
     out = {"config": str(base.relative_to(ROOT)), "images": n, "epochs": epochs, "train": {},
            "memory": {}, "infer": {}}
 
     def config_for(tag, data_dir, epochs=epochs, engine="keras"):
         """base training on data_dir (no early stop) and segmenting its originals."""
-        q = lambda p: f'"{Path(p).as_posix()}"'  # noqa: E731
         run_dir = scratch / name / tag
         return write_config(base, run_dir / "bench.config", run_dir, data_dir, {
-            "train.image_datapath": q(data_dir / "Original"),
-            "train.mask_datapath": q(data_dir / "Segmented"), "train.category": '"Early"',
-            "train.patience": "1000", "train.validation_split": "0.2",
-            "train.epochs": str(epochs), "infer.images_dir": q(data_dir / "Original" / "Early"),
+            "train.image_datapath": quoted(data_dir / "Original"),
+            "train.mask_datapath": quoted(data_dir / "Segmented"), "train.category": '"Early"',
+            "train.patience": "1000", "train.validation_split": "0.2", "train.epochs": str(epochs),
+            "infer.images_dir": quoted(data_dir / "Original" / "Early"),
             "infer.engine": f'"{engine}"', "model.show_summary": "False"})
 
     for approach in ("plain", "pipeline"):
@@ -315,10 +313,8 @@ def main():
     parser.add_argument("--scratch", type=Path, default=ROOT / "bench_runs" / "throughput")
     parser.add_argument("--out", type=Path, help="default benchmarks/results; --quick: --scratch, "
                         "since a smoke run's figures are no result")
-    parser.add_argument("--worker", choices=["train", "save_model", "infer", "forward"],
-                        help=argparse.SUPPRESS)
-    parser.add_argument("--approach", help=argparse.SUPPRESS)
-    parser.add_argument("--config", help=argparse.SUPPRESS)
+    for hidden in ("--worker", "--approach", "--config"):  # what measure() gives a worker
+        parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)

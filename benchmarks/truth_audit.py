@@ -12,7 +12,7 @@ import numpy as np
 
 from common import DATA, as_rgb, caption, parse, parser, write_pictures, write_results
 
-from allseg.data.images import read_mask, read_rgb  # noqa: E402  (common puts the project on sys.path)
+from allseg.data.images import read_mask, read_rgb  # noqa: E402  (common: the project on sys.path)
 from allseg.data.pairing import find_category_pairs  # noqa: E402
 from allseg.data.truth_audit import REASONS, audit_csv, audit_pairs, stained_cells  # noqa: E402
 from allseg.core.files import write_text  # noqa: E402
@@ -55,7 +55,8 @@ def gallery(rows, pairs_by_file, reason, public_path, private_path):
         rgb = read_rgb(pair.image)
         row = np.concatenate([as_rgb(read_mask(pair.mask)), as_rgb(stained_cells(rgb))], axis=1)
         text = (f"{r['category']} {r['file'][-12:]} truth {r['truth_fraction']:.1%} rule "
-                f"{r['stain_fraction']:.1%} holes {r['hole_fraction']:.0%} Dice {r['stain_dice']:.2f}")
+                f"{r['stain_fraction']:.1%} holes {r['hole_fraction']:.0%} "
+                f"Dice {r['stain_dice']:.2f}")
         pictures.append((rgb, caption(row, text, 0.38)))
     write_pictures(pictures, public_path, private_path)
     return [r["file"] for r in chosen]
