@@ -3,15 +3,19 @@ QuPath GeoJSON (and nuclei, for a model that learned them).
 
     python TensorflowUNetALLInfer.py [CONFIG] [--model pretrained|PATH]
                                      [--images DIR] [--output DIR] [--pixel-size-um UM]
+                                     [--scheduler tcp://HOST:8786] [--workers N]
 
 With no options, the folders and model of CONFIG ([infer] images_dir and output_dir, [train]
 model_dir). --model pretrained runs the model that ships in pretrained/, with its own input size
-and cell settings; --images and --output take the place of the config's folders.
+and cell settings; --images and --output take the place of the config's folders. Whole-slide
+files (pyramidal TIFF, SVS, NDPI, MRXS, ...) are read in windows, spread over a Dask cluster.
 """
 import allseg.core.quiet_start  # noqa: F401  (first: no CUDA start-up noise on CPU-only machines)
+from pathlib import Path
+
 from allseg.core.cli import DEFAULT_CONFIG, add_model_argument, config_parser, run
 from allseg.core.errors import UserError
-from allseg.infer.inference import describe_left_out, infer, use_command_line
+from allseg.infer.inference import describe_left_out, infer, use_cluster, use_command_line
 from allseg.model.shipped import load_for_model
 
 
@@ -21,10 +25,16 @@ def main(args):
         raise UserError(f"no config here ({DEFAULT_CONFIG} not found): give --images DIR and "
                         "--output DIR, or a config file")
     use_command_line(cfg, args.images, args.output, args.pixel_size_um)
+    use_cluster(cfg, args.scheduler, args.workers)
     written, skipped, failed = infer(cfg)
     c = cfg.infer
     nuclei = f", nuclei to {c.nuclei_dir}" if cfg.model.num_classes == 2 else ""
-    print(f"Wrote {len(written)} masks to {c.output_dir}{nuclei}, overlays to {c.overlay_dir}, "
+    slides = [path for path in written if path.suffix == ".zarr"]
+    if slides:
+        print(f"Wrote {len(slides)} slide(s): label stores (zarr) to {c.labels_dir}, cells to "
+              f"{Path(c.cells_csv).stem}-<slide>.csv beside {c.cells_csv}, thumbnails to "
+              f"{c.overlay_dir}, QuPath GeoJSON to {c.geojson_dir}")
+    print(f"Wrote {len(written) - len(slides)} masks to {c.output_dir}{nuclei}, overlays to {c.overlay_dir}, "
           f"QuPath GeoJSON to {c.geojson_dir}, montage {c.montage}; "
           f"{describe_left_out(skipped)}; {len(failed)} unreadable image(s)")
     for path, why in failed:
@@ -45,6 +55,11 @@ def arguments():
     parser.add_argument("--pixel-size-um", type=float, metavar="UM",
                         help="the side of one pixel in micrometres: the cells CSV adds areas "
                         "and lengths in um (instead of [infer] pixel_size_um)")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:8786", help="whole slides go to "
+                        "the Dask cluster at this address (instead of [infer] scheduler; "
+                        "default: a cluster of this machine's cores)")
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes of the "
+                        "cluster on this machine (instead of [infer] slide_workers)")
     return parser
 
 

@@ -71,6 +71,14 @@ def auto_flag():
                'True, False or "auto"')
 
 
+def scheduler_address():
+    """A Dask scheduler's address, or "" for a cluster on this machine."""
+    schemes = ("tcp://", "tls://", "ucx://", "ws://", "wss://")
+    return Key(str, "", lambda v: v == "" or (v.startswith(schemes) and len(v) > 6),
+               'a Dask scheduler address such as "tcp://host:8786", or "" (a cluster of '
+               'this machine\'s cores)')
+
+
 def size_or_auto(hi):
     """A size in pixels from 0 to hi, or "auto" (read from the images at run time)."""
     def ok(v):
@@ -197,6 +205,14 @@ SCHEMA = {
         "cell_diameter": size_or_auto(10000),
         # What runs the model, for evaluation too: "auto" is OpenVINO on a CPU, Keras on a GPU.
         "engine": choice("auto", "keras", "openvino", "litert", default="auto"),
+        # Whole slides (pyramidal TIFF, SVS, NDPI, ...) go window by window to a Dask cluster:
+        # the one at this address, or with "" one on this machine of slide_workers processes
+        # (0: one a core). docs/slides.md says how to run it on a cluster.
+        "scheduler": scheduler_address(),
+        "slide_workers": integer(0, 1024, default=0),
+        # A window's side in pixels of the level read (and the label store's chunk): larger
+        # windows waste less margin, smaller ones hold less memory a worker.
+        "slide_window": integer(256, 16384, default=2048),
     },
 }
 

@@ -192,9 +192,13 @@ def pixel_outline(mask, top=0, left=0):
     return shapely.simplify(shapely.union_all(runs), 0)
 
 
-def _geometry_json(mask, top, left):
-    """GeoJSON geometry dict of the outline of a mask cut out of its image at (top, left)."""
-    return json.loads(shapely.to_geojson(pixel_outline(mask, top, left)))
+def _geometry_json(mask, top, left, step=1.0):
+    """GeoJSON geometry dict of the outline of a mask cut out of its image at (top, left); with
+    step != 1 (a slide read at a coarser level), in pixels step times smaller."""
+    outline = pixel_outline(mask, top, left)
+    if step != 1.0:
+        outline = shapely.transform(outline, lambda points: points * step)
+    return json.loads(shapely.to_geojson(outline))
 
 
 def cell_id(stem, cell):
@@ -215,12 +219,14 @@ CLASSES = {True: {"name": "Blast", "color": [220, 30, 30]},
            False: {"name": "Normal", "color": [40, 160, 255]}}
 
 
-def cells_to_geojson(labels, stem, nucleus=None, measurements=None):
+def cells_to_geojson(labels, stem, nucleus=None, measurements=None, origin=(0, 0), step=1.0):
     """A QuPath GeoJSON FeatureCollection of the cells of an int label image (0 background): one
     cell object per label, in label order, with its whole outline as ``geometry``, its nucleus
     (``nucleus & cell``, where a boolean nucleus mask is given and the cell has one) as
     ``nucleusGeometry`` and, given one dict per cell in label order (measure_cells's rows), its
-    ``properties.measurements``. ``stem`` (the image's file stem) seeds the feature ids."""
+    ``properties.measurements``. ``stem`` (the image's file stem) seeds the feature ids. A
+    window of a slide gives its (row, col) origin in the level read and that level's step (level-0
+    pixels a pixel): the outlines are then in the slide's full-resolution pixels."""
     # Each cell is outlined in its own bounding box (None for a number no pixel carries).
     boxes = [(number, box) for number, box in enumerate(ndimage.find_objects(labels), start=1)
              if box is not None]
@@ -229,11 +235,12 @@ def cells_to_geojson(labels, stem, nucleus=None, measurements=None):
     features = []
     for index, (number, (rows, cols)) in enumerate(boxes):
         cell = labels[rows, cols] == number
+        top, left = rows.start + origin[0], cols.start + origin[1]
         feature = {"type": "Feature", "id": cell_id(stem, number),
-                   "geometry": _geometry_json(cell, rows.start, cols.start)}
+                   "geometry": _geometry_json(cell, top, left, step)}
         inner = cell & nucleus[rows, cols] if nucleus is not None else None
         if inner is not None and inner.any():
-            feature["nucleusGeometry"] = _geometry_json(inner, rows.start, cols.start)
+            feature["nucleusGeometry"] = _geometry_json(inner, top, left, step)
         properties = {"objectType": "cell"}
         if measurements is not None:
             properties["measurements"] = qupath_measurements(measurements[index])

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from allseg.core.errors import DataError
 from allseg.core.files import write_bytes
@@ -18,9 +19,10 @@ def is_image_file(path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def sort_inputs(folder):
-    """(image files, [(path, "kind: why")] left out) for the entries of ``folder``, by name.
-    Hidden entries (dot-files: the litter of editors and file managers) are passed over unnamed."""
+def sort_inputs(folder, also=()):
+    """(image files, [(path, "kind: why")] left out) for the entries of ``folder``, by name,
+    taking files of the extensions ``also`` too (slides, for inference). Hidden entries
+    (dot-files: the litter of editors and file managers) are passed over unnamed."""
     images, left_out = [], []
     for path in sorted(Path(folder).iterdir()):
         if path.name.startswith("."):
@@ -31,8 +33,8 @@ def sort_inputs(folder):
             reason = "folder: sub-folders are not searched"
         elif not path.is_file():
             reason = "not a regular file: a device, pipe or socket"
-        elif not is_image_file(path):
-            reason = f"not an image file: reads {', '.join(IMAGE_EXTENSIONS)}"
+        elif not is_image_file(path) and path.suffix.lower() not in also:
+            reason = f"not an image file: reads {', '.join(IMAGE_EXTENSIONS + tuple(also))}"
         else:
             images.append(path)
             continue
@@ -57,8 +59,12 @@ def read_rgb(path) -> np.ndarray:
     if data[:2].tobytes() == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:].tobytes():
         raise DataError(f"{path}: truncated JPEG (the file ends before its end-of-image marker); "
                         "copy or export it again")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV asserts on a header larger than it decodes
+        image = None
     if image is None or image.size == 0:
+        too_large(path)
         raise DataError(f"{path}: not a readable image (corrupt, truncated or not an image)")
     if image.dtype == np.uint16:
         image = (image // 257).astype(np.uint8)
@@ -71,6 +77,26 @@ def read_rgb(path) -> np.ndarray:
     if image.shape[2] == 1:
         return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)  # in place: a scan is 100s of MB
+
+
+OPENCV_MAX_PIXELS = 2 ** 30  # OpenCV's CV_IO_MAX_IMAGE_PIXELS: it decodes nothing larger
+
+
+def too_large(path):
+    """Raises a DataError saying what to do for an image too large for OpenCV to decode whole
+    (its header read by Pillow, which decodes nothing); returns for any other file."""
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # a header is no bomb
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001  not an image Pillow knows either: the caller says so
+        return
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    if width * height > OPENCV_MAX_PIXELS:
+        raise DataError(f"{path}: {width} x {height} px, more than the {OPENCV_MAX_PIXELS:,} "
+                        "px an image is read whole; save it as a tiled, pyramidal TIFF (as "
+                        "scanners and QuPath write them), which is read in windows")
 
 
 def mask_from_segmented(rgb: np.ndarray, threshold: int = MASK_GRAY_THRESHOLD) -> np.ndarray:

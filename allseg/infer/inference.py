@@ -12,10 +12,12 @@ from allseg.core.config import override
 from allseg.core.errors import UserError
 from allseg.core.files import make_folder, write_text
 from allseg.data.images import read_rgb, sort_inputs, write_png
+from allseg.data.slides import SLIDE_EXTENSIONS, is_slide
 from allseg.infer.engines import load_predictor
 from allseg.infer.outputs import MONTAGE_MAX_IMAGES, OutputDirs, montage, write_outputs
 from allseg.infer.predict import TILED_PIXELS, predict_cells
 from allseg.infer.scale import resampling
+from allseg.infer.slides import SlidePlaces, segment_slides
 from allseg.model.shipped import trained_model_path
 
 
@@ -70,6 +72,15 @@ def use_command_line(cfg, images=None, output=None, pixel_size_um=None):
         for key, place in zip(OUTPUT_KEYS, OUTPUT_LAYOUT):
             setattr(c, key, str(Path(output) / place))
             c.given_as[key] = f"--output {output}: {key} "
+    return cfg
+
+
+def use_cluster(cfg, scheduler=None, workers=None):
+    """--scheduler and --workers in place of [infer] scheduler and slide_workers."""
+    if scheduler is not None:
+        override(cfg, "infer", "scheduler", scheduler, "--scheduler")
+    if workers is not None:
+        override(cfg, "infer", "slide_workers", workers, "--workers")
     return cfg
 
 
@@ -137,15 +148,23 @@ def infer(cfg, model=None):
     _check_folders(c, output_keys(m.num_classes))
     dirs = OutputDirs(Path(c.output_dir), Path(c.overlay_dir), Path(c.labels_dir),
                       Path(c.geojson_dir), Path(c.nuclei_dir) if m.num_classes == 2 else None)
-    model = model or load_predictor(cfg)
-    blast_call = model_blast_call(cfg)
     files, skipped = _sorted_inputs(Path(c.images_dir))
+    slides = [path for path in files if is_slide(path)]
+    files = [path for path in files if path not in slides]
+    if files:
+        model = model or load_predictor(cfg)
+    blast_call = model_blast_call(cfg)
     _make_output_folders(c, dirs)
-    progress = Progbar(len(files), unit_name="image")
-    scale, why = resampling(cfg, model, files)
-    if why:
-        print(why)
-    run = _predict_and_write(cfg, model, files, dirs, scale, progress, blast_call)
+    run = _Run(cfg, model, dirs, 1.0, None, blast_call)
+    if files:
+        progress = Progbar(len(files), unit_name="image")
+        scale, why = resampling(cfg, model, files)
+        if why:
+            print(why)
+        run = _predict_and_write(cfg, model, files, dirs, scale, progress, blast_call)
+    if slides:
+        run.add_slides(*segment_slides(cfg, slides, SlidePlaces(
+            dirs.labels, dirs.geojson, dirs.overlays, Path(c.cells_csv))))
     _write_summaries(c, run, nuclei=m.num_classes == 2, blasts=blast_call is not None)
     return run.written, skipped, run.failed
 
@@ -163,7 +182,7 @@ def model_blast_call(cfg, log=print):
 
 def _sorted_inputs(images_dir):
     """sort_inputs(images_dir), with a note for each entry left out."""
-    files, skipped = sort_inputs(images_dir)
+    files, skipped = sort_inputs(images_dir, also=SLIDE_EXTENSIONS)
     for path, reason in skipped:
         print(f"note: skipped {path} ({reason})")
     return files, skipped
@@ -190,6 +209,14 @@ class _Run:
         self.writes = deque()  # (path, pixels, future) of the writes not yet collected
         self.written, self.failed, self.counts, self.cells = [], [], [], []
         self.tiles, self.labels = [], []  # the montage's
+        self.slides = 0  # count rows of slides, whose cells have CSVs of their own
+
+    def add_slides(self, counts, written, failed):
+        """A folder's slides' count rows, label stores and failures, after its images'."""
+        self.slides += len(counts)
+        self.counts += counts
+        self.written += written
+        self.failed += failed
 
     def note_unreadable(self, errors):
         for path, why in errors:
@@ -263,11 +290,12 @@ def _write_summaries(c, run, nuclei, blasts=False):
     if run.counts:
         make_folder(Path(c.cell_counts).parent, _key(c, "cell_counts"))
         write_text(c.cell_counts, counts_csv(run.counts, blasts))
+    if len(run.counts) > run.slides:
         make_folder(Path(c.cells_csv).parent, _key(c, "cells_csv"))
         write_text(c.cells_csv, cells_csv(run.cells, physical=c.pixel_size_um > 0, nuclei=nuclei,
                                           blasts=blasts))
     if blasts:
-        called = sum(row["blasts"] for row in run.counts)
+        called = sum(row.get("blasts", 0) for row in run.counts)
         cells = sum(row["cells"] for row in run.counts)
         print(f"Blasts: {called} of {cells} cells ({100 * called / max(cells, 1):.1f}%) in "
               f"{len(run.counts)} image(s); per image in {c.cell_counts}")
