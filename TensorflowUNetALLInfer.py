@@ -3,6 +3,7 @@ QuPath GeoJSON (and nuclei, for a model that learned them).
 
     python TensorflowUNetALLInfer.py [CONFIG] [--model pretrained|PATH]
                                      [--images DIR] [--output DIR] [--pixel-size-um UM]
+                                     [--cell-diameter PX|auto]
                                      [--scheduler tcp://HOST:8786] [--workers N]
 
 With no options, the folders and model of CONFIG ([infer] images_dir and output_dir, [train]
@@ -24,7 +25,7 @@ def main(args):
     if getattr(cfg, "model_config_only", False) and not (args.images and args.output):
         raise UserError(f"no config here ({DEFAULT_CONFIG} not found): give --images DIR and "
                         "--output DIR, or a config file")
-    use_command_line(cfg, args.images, args.output, args.pixel_size_um)
+    use_command_line(cfg, args.images, args.output, args.pixel_size_um, args.cell_diameter)
     use_cluster(cfg, args.scheduler, args.workers)
     written, skipped, failed = infer(cfg)
     c = cfg.infer
@@ -43,6 +44,11 @@ def main(args):
         raise SystemExit(1)
 
 
+def cell_diameter(text):
+    """--cell-diameter's value: "auto" or a number (checked against the config's range later)."""
+    return text if text == "auto" else float(text)
+
+
 def arguments():
     parser = config_parser(__doc__.splitlines()[0])
     add_model_argument(parser)
@@ -55,6 +61,9 @@ def arguments():
     parser.add_argument("--pixel-size-um", type=float, metavar="UM",
                         help="the side of one pixel in micrometres: the cells CSV adds areas "
                         "and lengths in um (instead of [infer] pixel_size_um)")
+    parser.add_argument("--cell-diameter", type=cell_diameter, metavar="PX|auto",
+                        help="white cells' size in pixels of your images (level 0 of a slide), "
+                        "or auto (instead of [infer] cell_diameter)")
     parser.add_argument("--scheduler", metavar="tcp://HOST:8786", help="whole slides go to "
                         "the Dask cluster at this address (instead of [infer] scheduler; "
                         "default: a cluster of this machine's cores)")

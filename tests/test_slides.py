@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import shapely
+import tifffile
 
 from allseg.core.errors import DataError
 from allseg.data.images import read_rgb
@@ -125,10 +126,17 @@ def test_bad_slides_are_named_and_the_others_done(slide_folder, tmp_path):
     (folder / "garbage.svs").write_bytes(b"not a slide at all" * 100)
     whole = (root / "in" / "smear.tif").read_bytes()
     (folder / "cut.tif").write_bytes(whole[:len(whole) // 3])
+    # Stained but cell-less, with no pixel size: nothing to tell the cells' size by
+    with tifffile.TiffWriter(folder / "blank.tif") as tif:
+        for side, sub in ((1024, {"subifds": 1}), (512, {"subfiletype": 1})):
+            tif.write(np.full((side, side, 3), (200, 150, 210), np.uint8), tile=(256, 256),
+                      photometric="rgb", **sub)
     proc = infer(config, folder, tmp_path / "out")
     said = proc.stdout + proc.stderr
     assert "garbage.svs: no slide reader opens it" in said
     assert "cut.tif" in said and "unreadable" in said
+    assert "blank.tif: the model found no cells it could size" in said
+    assert "give --cell-diameter PX" in said
     assert (tmp_path / "out" / "geojson" / "good.geojson").is_file()
     assert not (tmp_path / "out" / "geojson" / "cut.geojson").exists()
     assert not (tmp_path / "out" / "geojson" / "garbage.geojson").exists()
@@ -165,9 +173,10 @@ def test_tiled_tiffs_are_slides_and_carry_their_pixel_size(slide_folder, tmp_pat
     slide = open_slide(root / "in" / "smear.tif")
     assert is_slide(root / "in" / "smear.tif") and slide.pixel_size_um == pytest.approx(0.5)
     assert slide.shapes == [(SIDE * PITCH,) * 2, (SIDE * PITCH // 2,) * 2]
-    plain = tmp_path / "plain.tif"
+    plain, small_tiled = tmp_path / "plain.tif", tmp_path / "camera.tif"
     cv2.imwrite(str(plain), np.zeros((50, 60, 3), np.uint8))
-    assert not is_slide(plain)
+    tifffile.imwrite(small_tiled, np.zeros((512, 512, 3), np.uint8), tile=(256, 256))
+    assert not is_slide(plain) and not is_slide(small_tiled)  # images, with images' outputs
 
 
 def test_an_image_too_large_to_read_whole_says_what_to_do(tmp_path):

@@ -22,6 +22,7 @@ from allseg.core.errors import DataError
 OPENSLIDE_EXTENSIONS = (".svs", ".ndpi", ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".svslide")
 TIFF_EXTENSIONS = (".tif", ".tiff", ".btf", ".tf8")
 SLIDE_EXTENSIONS = OPENSLIDE_EXTENSIONS + (".btf", ".tf8")  # beyond images.IMAGE_EXTENSIONS
+TILED_SLIDE_PIXELS = 2 ** 26  # 67 MP: a tiled TIFF larger than this, with no pyramid, is a slide
 # A pixel size outside this (micrometres) is a placeholder (72 dpi is 353 um), not a microscope's
 PLAUSIBLE_PIXEL_UM = (0.02, 20.0)
 UNIT_UM = {2: 25400.0, 3: 10000.0}  # TIFF ResolutionUnit: inch, centimetre, in micrometres
@@ -29,8 +30,9 @@ OME_UNIT_UM = {"nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4}
 
 
 def is_slide(path) -> bool:
-    """Whether ``path`` is read as a slide: a scanner's format, or a TIFF that is tiled or holds
-    a pyramid (the layouts made to be read in windows)."""
+    """Whether ``path`` is read as a slide: a scanner's format, a BigTIFF, or a TIFF that holds a
+    pyramid or is tiled and over TILED_SLIDE_PIXELS (the layouts made to be read in windows); a
+    small tiled TIFF from a microscope's camera stays an image, with an image's outputs."""
     suffix = Path(path).suffix.lower()
     if suffix in OPENSLIDE_EXTENSIONS or suffix in (".btf", ".tf8"):
         return True
@@ -39,7 +41,9 @@ def is_slide(path) -> bool:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            return bool(tif.pages[0].is_tiled or len(series.levels) > 1)
+            pixels = math.prod(series.shape[:2])
+            return len(series.levels) > 1 or (tif.pages[0].is_tiled
+                                              and pixels > TILED_SLIDE_PIXELS)
     except Exception:  # noqa: BLE001  an unreadable TIFF is left to OpenCV, which names it
         return False
 

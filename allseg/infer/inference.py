@@ -56,10 +56,12 @@ def output_keys(num_classes):
     return tuple(k for k in OUTPUT_KEYS if k != "nuclei_dir" or num_classes == 2)
 
 
-def use_command_line(cfg, images=None, output=None, pixel_size_um=None):
-    """--images DIR, --output DIR and --pixel-size-um in place of the config's [infer] values
-    (None: keep them)."""
+def use_command_line(cfg, images=None, output=None, pixel_size_um=None, cell_diameter=None):
+    """--images DIR, --output DIR, --pixel-size-um and --cell-diameter in place of the config's
+    [infer] values (None: keep them)."""
     c = cfg.infer
+    if cell_diameter is not None:
+        override(cfg, "infer", "cell_diameter", cell_diameter, "--cell-diameter")
     if pixel_size_um is not None:
         if pixel_size_um == 0:  # the config's "not known"; a flag given as 0 is a slip
             raise UserError("--pixel-size-um 0: allowed: a number in (0.0, 1000.0]; leave the "

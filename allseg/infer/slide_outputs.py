@@ -143,11 +143,12 @@ def drawn(thumb, step, cells):
 
 
 def count_row(name, cells, shape, step):
-    """The slide's line of the cell-count CSV (areas in level-0 pixels)."""
-    areas = sorted((round(area) for *_, area, _ in cells), reverse=True)
+    """The slide's line of the cell-count CSV. Its cells' areas are left to its cells CSV: a
+    slide's hundred thousand would make one field of a megabyte, past what CSV readers take."""
+    area = sum(area for *_, area, _ in cells)
     row = {"file": name, "cells": len(cells),
-           "foreground_fraction": round(sum(areas) / (shape[0] * shape[1] * step ** 2), 6),
-           "cell_areas_px": " ".join(map(str, areas))}
+           "foreground_fraction": round(area / (shape[0] * shape[1] * step ** 2), 6),
+           "cell_areas_px": ""}
     if cells and cells[0][4] is not None:
         blasts = sum(blast for *_, blast in cells)
         row.update(blasts=blasts, blast_percent=round(100 * blasts / len(cells), 2))

@@ -7,12 +7,13 @@ import json
 import logging
 import os
 import shutil
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from distributed import Client, LocalCluster, as_completed
-from keras.utils import Progbar
 
 from allseg.cells.blast_call import blast_call_path
 from allseg.core.errors import DataError, UserError
@@ -26,6 +27,7 @@ from allseg.model.shipped import trained_model_path
 
 SAMPLE_WINDOWS = 4  # level-0 windows of tissue the cells' size is read from ("auto")
 SAMPLE_SIDE = 1024
+TYPICAL_CELL_UM = 10.0  # a lymphocyte or blast across, for a slide whose cells auto cannot size
 
 
 @contextmanager
@@ -87,7 +89,7 @@ def plan_slide(client, cfg, slide, thumb, thumb_step, places, log):
     """(SlideJob, windows with tissue): the level and scale read, and where the results go."""
     pixel_um = cfg.infer.pixel_size_um or slide.pixel_size_um or 0.0
     tissue = tissue_mask(thumb)
-    scale0, exact = slide_scale(client, cfg, slide, tissue, thumb_step, log)
+    scale0, exact = slide_scale(client, cfg, slide, (tissue, thumb_step, pixel_um), log)
     level, scale = choose_level(slide, scale0, exact)
     step = downsample(slide, level)
     margin = margin_px(cfg.model.cell_diameter_px or 30.0, scale)
@@ -106,9 +108,13 @@ def plan_slide(client, cfg, slide, thumb, thumb_step, places, log):
     return job, windows
 
 
-def slide_scale(client, cfg, slide, tissue, thumb_step, log):
+def slide_scale(client, cfg, slide, seen, log):
     """(scale0, exact): the factor that gives level-0 cells the learned size, and whether it is
-    applied exactly (a size the user gave) or within resampling's tolerance ("auto")."""
+    applied exactly (a size the user gave) or within resampling's tolerance ("auto"). seen:
+    (tissue mask, level-0 pixels a mask pixel, pixel size or 0). Where "auto" finds no cells to
+    size, the pixel size gives their size (TYPICAL_CELL_UM); without one, the slide is refused
+    rather than read for hours at a guess."""
+    tissue, thumb_step, pixel_um = seen
     if cfg.infer.cell_diameter != "auto" or not cfg.model.cell_diameter_px:
         factor, note = resampling(cfg)
         if note:
@@ -116,11 +122,18 @@ def slide_scale(client, cfg, slide, tissue, thumb_step, log):
         return factor, True
     boxes = sample_boxes(slide.shapes[0], tissue, thumb_step)
     found = client.submit(estimate_slide_scale, str(slide.path), cfg, boxes, pure=False).result()
+    learned = cfg.model.cell_diameter_px
+    if found is None and not pixel_um:
+        raise DataError(f"{slide.path}: the model found no cells it could size in "
+                        f"{len(boxes)} windows of tissue, and the slide records no pixel size: "
+                        "give --cell-diameter PX (its white cells' size in level-0 pixels) or "
+                        "--pixel-size-um UM")
     if found is None:
-        log("  Scale: auto found no cells the model could size; the slide as read")
-        return 1.0, False
+        log(f"  Scale: auto found no cells to size; white cells taken as {TYPICAL_CELL_UM:g} um "
+            f"across, {TYPICAL_CELL_UM / pixel_um:.3g} px at {pixel_um:g} um a pixel")
+        return learned * pixel_um / TYPICAL_CELL_UM, False
     log(f"  Scale: auto from {len(boxes)} windows of tissue: cells about "
-        f"{cfg.model.cell_diameter_px / found:.3g} level-0 px across")
+        f"{learned / found:.3g} level-0 px across")
     return found, False
 
 
@@ -162,14 +175,14 @@ def settings_key(cfg, path, geometry, call):
 def run_windows(client, job, windows, name):
     """Runs every window on the cluster with a progress bar (windows done, cells so far);
     returns {window index: cells}. A window that fails stops the slide, naming it."""
-    progress = Progbar(len(windows), unit_name="window", stateful_metrics=["cells"])
+    progress = WindowProgress(len(windows))
     futures = client.map(segment_window, [job] * len(windows), windows, pure=False)
     counts = {}
     owner = {future.key: window.index for future, window in zip(futures, windows)}
     try:
         for future in as_completed(futures):
             counts[owner[future.key]] = future.result()
-            progress.update(len(counts), [("cells", sum(counts.values()))])
+            progress.update(len(counts), sum(counts.values()))
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001  a reader's or library's error in a window
@@ -181,4 +194,19 @@ def run_windows(client, job, windows, name):
     return counts
 
 
-__all__ = ["SlidePlaces", "dask_client", "segment_slides"]
+class WindowProgress:
+    """A slide's progress line: windows done of all, cells so far, time a window and left. At a
+    terminal it is redrawn for each window; in a log, a line every twentieth of the slide."""
+
+    def __init__(self, total):
+        self.total, self.start = total, time.perf_counter()
+        self.every = 1 if sys.stdout.isatty() else max(1, total // 20)
+
+    def update(self, done, cells):
+        if done % self.every and done != self.total:
+            return
+        each = (time.perf_counter() - self.start) / done
+        line = (f"  windows {done}/{self.total}, {cells:,} cells so far, {each:.1f} s a window, "
+                f"about {each * (self.total - done) / 60:.0f} min left")
+        ending = "\n" if done == self.total or not sys.stdout.isatty() else ""
+        print(("\r" if sys.stdout.isatty() else "") + line, end=ending, flush=True)
