@@ -194,3 +194,16 @@ def test_a_bad_scheduler_address_is_refused(slide_folder, tmp_path):
     proc = infer(config, root / "in", tmp_path / "out", "--scheduler", "host:8786", check=False)
     assert proc.returncode != 0
     assert "--scheduler host:8786: allowed: a Dask scheduler address" in proc.stdout + proc.stderr
+
+
+def test_a_scanners_file_is_read_in_windows_by_openslide(tmp_path):
+    rgb = np.full((1024, 768, 3), (240, 240, 245), np.uint8)
+    rgb[100:300, 200:400] = (120, 90, 200)
+    tifffile.imwrite(tmp_path / "scan.svs", rgb, tile=(256, 256), photometric="rgb",
+                     compression="jpeg")
+    slide = open_slide(tmp_path / "scan.svs")
+    assert slide.reader == "openslide" and slide.shapes == [(1024, 768)]
+    window = slide.read(0, 150, 250, 20, 30)
+    assert window.shape == (20, 30, 3)
+    assert np.abs(window.astype(int) - (120, 90, 200)).max() <= 6  # JPEG's rounding
+    assert slide.pixel_size_um is None  # no MPP recorded
