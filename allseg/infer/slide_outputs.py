@@ -13,6 +13,7 @@ import numpy as np
 import zarr
 
 from allseg.cells.instances import cells_csv
+from allseg.core.errors import DataError, UserError
 from allseg.core.files import make_folder, replace_atomically
 from allseg.data.images import write_png
 from allseg.infer.outputs import BLAST_COLOUR, CELL_COLOUR, NORMAL_COLOUR
@@ -104,7 +105,14 @@ def write_label_store(client, job, windows, first, target, shape):
     futures = client.map(paint_chunk, [job] * len(windows), windows,
                          [neighbours(w, by_index, columns) for w in windows],
                          [first] * len(windows), [str(partial)] * len(windows), pure=False)
-    client.gather(futures)
+    try:
+        client.gather(futures)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001  zarr's or the file system's, from a worker
+        raise DataError(f"{target}: the label store could not be written "
+                        f"({type(exc).__name__}: {exc}); the finished windows are kept for a "
+                        "rerun") from None
     if target.exists():  # this run's output replaces an earlier run's, as a PNG would
         shutil.rmtree(target)
     partial.rename(target)
