@@ -27,7 +27,7 @@ MIN_CELLS = 3             # a rung with fewer cells (pooled) says nothing about 
 # No resampling while the cells are within this factor of the learned size: resampling itself
 # costs Early's validation cell F1 0.006-0.023 (by 0.63 to 1.59), more than the 0.005 the Kaggle
 # figures may move, while over that range the model holds within 0.023 of its own figures
-# (benchmarks/auto_scale.py --resampled; docs/research-notes.md, "Another lab's magnification").
+# (0f669ad:benchmarks/auto_scale.py --resampled; docs/research-notes.md, "Another lab's magnification").
 TOLERANCE = 1.5
 
 
