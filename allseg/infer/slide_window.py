@@ -111,20 +111,21 @@ def renumbered(features, rows, stem, first):
     return features, rows
 
 
+def _kept(key, load):
+    """What load() gives, made once per worker process and kept for its later windows."""
+    if key not in _OPEN:
+        _OPEN[key] = load()
+    return _OPEN[key]
+
+
 def _slide(path):
-    if ("slide", path) not in _OPEN:
-        _OPEN[("slide", path)] = open_slide(path)
-    return _OPEN[("slide", path)]
+    return _kept(("slide", path), lambda: open_slide(path))
 
 
 def _model(cfg):
     key = ("model", str(trained_model_path(cfg)), cfg.infer.engine)
-    if key not in _OPEN:
-        _OPEN[key] = load_predictor(cfg, log=lambda *_: None)
-    return _OPEN[key]
+    return _kept(key, lambda: load_predictor(cfg, log=lambda *_: None))
 
 
 def _blast_call(path):
-    if ("call", path) not in _OPEN:
-        _OPEN[("call", path)] = read_blast_call(path)
-    return _OPEN[("call", path)]
+    return _kept(("call", path), lambda: read_blast_call(path))
