@@ -2,6 +2,7 @@
 without changing the cell (how strongly it stains, how far it magnifies)."""
 import cv2
 import numpy as np
+import pytest
 
 from allseg.cells.cell_features import FEATURE_NAMES, cell_features
 
@@ -60,3 +61,42 @@ def test_no_cells_give_an_empty_table():
     rgb, labels = smear()
     ids, features = cell_features(rgb, np.zeros_like(labels))
     assert ids.size == 0 and features.shape == (0, len(FEATURE_NAMES))
+
+
+def test_a_cells_numbers_do_not_depend_on_the_other_cells_in_the_image():
+    """The cells of an image are measured together on one sheet: each must read as it would
+    alone, wherever the sheet put it."""
+    rgb, labels = smear()
+    crowd = labels.copy()
+    for k, (row, col) in enumerate([(20, 20), (180, 30), (20, 170), (185, 185)], start=3):
+        cv2.circle(crowd, (col, row), 9 + 2 * k, k, -1)
+    _, alone = cell_features(rgb, np.where(labels == 1, 1, 0))
+    _, together = cell_features(rgb, crowd)
+    np.testing.assert_allclose(together[0], alone[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:Applying `local_binary_pattern` to floating-point")
+def test_co_occurrence_and_patterns_are_skimages():
+    """The sheet's co-occurrence statistics and uniform local binary patterns are those skimage
+    computes for one patch (which the call was first fitted with)."""
+    from skimage.feature import graycomatrix, graycoprops, local_binary_pattern
+
+    from allseg.cells.cell_features import (GREY_LEVELS, PAIR_OFFSETS, _cooccurrence_stats,
+                                            uniform_patterns)
+    from allseg.cells.cell_sheet import Sheet
+    rng = np.random.default_rng(3)
+    levels = rng.integers(0, GREY_LEVELS, (23, 31)).astype(np.uint8)
+    sheet = Sheet([(5, 5), levels.shape, (9, 4)])
+    painted = sheet.paint([np.full((5, 5), 7), levels, np.full((9, 4), 2)], np.uint8)
+    matrices = sheet.pair_counts(painted, PAIR_OFFSETS, GREY_LEVELS).astype(float)
+    matrices /= matrices.sum(axis=(2, 3), keepdims=True)
+    ours = [stat[1] for stat in _cooccurrence_stats(matrices)]
+    theirs = graycomatrix(levels, [1, 2], [0, np.pi / 2], levels=GREY_LEVELS, symmetric=True,
+                          normed=True)
+    expected = [graycoprops(theirs, name).mean()
+                for name in ("contrast", "homogeneity", "energy", "correlation")]
+    np.testing.assert_allclose(ours, expected, rtol=1e-10)
+    smooth = rng.random((40, 40)) * 10  # no ties: skimage's interpolation cannot tip one
+    inner = np.flatnonzero(np.pad(np.ones((38, 38), bool), 1))
+    np.testing.assert_array_equal(uniform_patterns(smooth, inner),
+                                  local_binary_pattern(smooth, 8, 1, "uniform").ravel()[inner])
