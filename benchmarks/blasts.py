@@ -1,13 +1,13 @@
 """Blast or normal, cell by cell: what the Kaggle labels can teach and what they cannot.
 
 Each Kaggle image labels its cells: Benign (hematogones) normal, Early, Pre and Pro blast. The
-shipped model finds the cells of the train rows of --data; the images are split 80/20 (seeded,
-by image) and a classifier is fitted on the cells of the first part and scored on the second:
-on the cells' colour alone (the shortcut: each class was photographed apart), and on
-allseg/cells/cell_features.py's stain-free shape and texture. The controls score the held-out
-images again recoloured to the other class's colour statistics (Reinhard et al. 2001, in Lab)
-and in grey. --cnmc: another lab's single cells (blast/, normal/; UID_<subject>_...), scored
-zero-shot and fitted on 20 cells per class from 10 subjects, scored on the other subjects'."""
+shipped model finds the cells of the train rows of --data, split 80/20 by image (seeded); a
+classifier fitted on the first part's cells is scored on the second's: on colour alone (the
+shortcut: each class was photographed apart) and on allseg/cells/cell_features.py's stain-free
+numbers, with and without the cell's size. Controls: the held-out images recoloured to the other
+class's colour statistics (Reinhard et al. 2001, in Lab) and in grey. --cnmc: another lab's
+cells (blast/, normal/; UID_<subject>_...), zero-shot and fitted on 20 a class from 10 subjects
+a class, scored on the other subjects'."""
 import shutil
 import time
 
@@ -44,12 +44,10 @@ def kaggle_images(data):
 
 def find_cells(images, cfg, model):
     """Each image's RGB and its cells' label image, as the infer script finds them."""
-    out = []
-    for path, blast in images:
-        rgb = read_rgb(path)
-        (mask,) = predict_masks(model, [rgb], cfg.model, cfg.train.batch_size, cfg.infer.tiled)
-        out.append((rgb, label_cells(mask, *cell_settings(cfg.infer)), blast))
-    return out
+    rgbs = [(read_rgb(path), blast) for path, blast in images]
+    return [(rgb, label_cells(predict_masks(model, [rgb], cfg.model, cfg.train.batch_size,
+                                            cfg.infer.tiled)[0], *cell_settings(cfg.infer)), blast)
+            for rgb, blast in rgbs]
 
 
 def colour_features(rgb, labels):
@@ -83,10 +81,9 @@ def controls(found, train):
     """The held-out images recoloured to the other class's mean Lab statistics, and in grey."""
     stats = {b: np.mean([lab_stats(rgb) for rgb, _, blast in train if blast == b], axis=0)
              for b in (False, True)}
-    grey = [(np.repeat(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None], 3, -1), labels, b)
-            for rgb, labels, b in found]
     return {"recoloured": [(recolour(rgb, *stats[not b]), labels, b) for rgb, labels, b in found],
-            "grey": grey}
+            "grey": [(cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB),
+                      labels, b) for rgb, labels, b in found]}
 
 
 def scores(y, p, images=None):
@@ -112,11 +109,13 @@ def classifiers():
             "boosted trees": boosted_trees}
 
 
-def cell_features_only(rgb, labels):
-    return cell_features(rgb, labels)[1]
+def cell_features_only(rgb, labels, columns=slice(None)):
+    return cell_features(rgb, labels)[1][:, columns]
 
 
-INPUTS = {"colour only": colour_features, "shape and texture": cell_features_only}
+NO_SIZE = slice(0, -1)  # every number but the cell's size (the last)
+INPUTS = {"colour only": colour_features, "shape and texture": cell_features_only,
+          "shape and texture, no size": lambda *image: cell_features_only(*image, NO_SIZE)}
 
 
 def kaggle(data, cfg, model):
@@ -151,8 +150,14 @@ def cnmc_cells(folder):
 
 
 def cnmc(folder, kaggle_x, kaggle_y):
-    """Zero-shot from Kaggle, and k-shot fits on 10 subjects per class (REPEATS draws)."""
+    """cnmc_rows with every number, and without the cell's size."""
     x, y, subjects = cnmc_cells(folder)
+    return [{"input": name, **row} for name, cut in (("all", slice(None)), ("no size", NO_SIZE))
+            for row in cnmc_rows(x[:, cut], y, subjects, kaggle_x[:, cut], kaggle_y)]
+
+
+def cnmc_rows(x, y, subjects, kaggle_x, kaggle_y):
+    """Zero-shot from Kaggle, and k-shot fits on 10 subjects per class (REPEATS draws)."""
     zero_p = fit_blast_call(kaggle_x, kaggle_y).probabilities(x)
     rows = [{"setting": "zero-shot: the call fitted on the Kaggle cells", **scores(y, zero_p)}]
     rng, fits = np.random.default_rng(SEED), []
@@ -173,9 +178,9 @@ def cnmc(folder, kaggle_x, kaggle_y):
     return rows
 
 
-def inference_cost(images, call, scratch, runs=2):
+def inference_cost(images, call, scratch, runs=5):
     """Wall seconds of the infer script's work on the images without and with the call beside
-    a copy of the shipped model (the best of runs each, alternating, after a warm-up)."""
+    a copy of the shipped model (the best of runs each, alternating, after a warm-up round)."""
     folder, model = scratch / "images", scratch / "model" / "leukemia_all.keras"
     for path in (folder, model.parent):
         path.mkdir(parents=True, exist_ok=True)
@@ -185,9 +190,8 @@ def inference_cost(images, call, scratch, runs=2):
     for suffix in (".keras", ".config"):
         shutil.copyfile(SHIPPED_MODEL.with_suffix(suffix), model.with_suffix(suffix))
     cfg = use_command_line(load_for_model(DEFAULT_CONFIG, model), folder, scratch / "out")
-    infer(cfg)  # warm-up: the engine's conversion is cached
     seconds = {False: [], True: []}
-    for _ in range(runs):
+    for _ in range(runs + 1):  # the first round warms up: the engine's conversion is cached
         for with_call in (False, True):
             blast_call_path(model).unlink(missing_ok=True)
             if with_call:
@@ -195,8 +199,8 @@ def inference_cost(images, call, scratch, runs=2):
             began = time.perf_counter()
             infer(cfg)
             seconds[with_call].append(time.perf_counter() - began)
-    return {"images": len(images), "without_call_s": min(seconds[False]),
-            "with_call_s": min(seconds[True])}
+    return {"images": len(images), "without_call_s": min(seconds[False][1:]),
+            "with_call_s": min(seconds[True][1:])}
 
 
 def markdown(rows, cnmc_rows, seconds_per_cell):
@@ -205,10 +209,10 @@ def markdown(rows, cnmc_rows, seconds_per_cell):
     text += [f"| {r['input']} | {r['classifier']} | {r['images']} | {r['cells']} "
              f"| {r['accuracy']:.3f} | {r['balanced_accuracy']:.3f} | {r['auc']:.3f} "
              f"| {r['image_majority']:.3f} |" for r in rows]
-    text += ["", "| another lab (C-NMC sample) | cells | balanced | AUC "
-             "| zero-shot AUC, same cells |", "|---|---|---|---|---|"]
-    text += [f"| {r['setting']} | {r['cells']:.0f} | {r['balanced_accuracy']:.3f} | {r['auc']:.3f} "
-             f"| {r.get('zero_shot_auc', r['auc']):.3f} |" for r in cnmc_rows]
+    text += ["", "| another lab (C-NMC sample) | input | cells | balanced | AUC "
+             "| zero-shot AUC, same cells |", "|---|---|---|---|---|---|"]
+    text += [f"| {r['setting']} | {r['input']} | {r['cells']:.0f} | {r['balanced_accuracy']:.3f} "
+             f"| {r['auc']:.3f} | {r.get('zero_shot_auc', r['auc']):.3f} |" for r in cnmc_rows]
     return "\n".join(text + ["", f"Shape and texture: {1000 * seconds_per_cell:.1f} ms a cell."])
 
 
@@ -219,8 +223,7 @@ def main():
     cfg = load_for_model(ROOT / "train_eval_infer.config", "pretrained")
     model = load_predictor(cfg)
     rows, (all_x, all_y, _) = kaggle(args.data, cfg, model)
-    sample = find_cells(kaggle_images(args.data)[:50], cfg, model)
-    began = time.perf_counter()
+    sample, began = find_cells(kaggle_images(args.data)[:50], cfg, model), time.perf_counter()
     cells = sum(len(cell_features_only(rgb, labels)) for rgb, labels, _ in sample)
     per_cell = (time.perf_counter() - began) / max(cells, 1)
     cnmc_rows = cnmc(args.cnmc, all_x, all_y) if args.cnmc.is_dir() else []

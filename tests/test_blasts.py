@@ -63,7 +63,30 @@ def test_each_cell_gets_a_call_and_each_image_a_count(tmp_path, capsys):
     shown = read_png(out / "overlays" / "large.png")[..., ::-1]
     for colour in (BLAST_COLOUR, NORMAL_COLOUR):
         assert np.all(shown == colour, axis=-1).any()
-    assert "Blasts: 4 of 5 cells (80.0%) in 2 image(s)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Blasts: 4 of 5 cells (80.0%) in 2 image(s)" in printed
+    assert "fitted on cells" not in printed  # a call that does not say its cells' size
+
+
+def test_cells_far_from_the_size_the_call_was_fitted_on_are_warned_of(tmp_path, capsys):
+    call = textured_is_blast()
+    tiny = BlastCall(call.mean, call.scale, call.weights, call.bias, call.threshold,
+                     {"median_diameter_px": 4.0})
+    run_with_call(tmp_path, tiny.to_json())
+    printed = capsys.readouterr().out
+    assert "Warning: the blast call was fitted on cells 4.0 px across" in printed
+    assert "magnification" in printed
+
+
+def test_a_call_made_for_other_features_is_set_aside_when_a_lab_fits_its_own(tmp_path):
+    from allseg.evaluate.blast_fit import model_call
+    data = json.loads(textured_is_blast().to_json())
+    data["features"], model = data["features"][:-1], tmp_path / "m.keras"
+    blast_call_path(model).write_text(json.dumps(data), encoding="utf-8")
+    said = []
+    assert model_call(model, said.append) is None
+    assert "Not starting from the model's own call" in said[0]
+    assert "made for other cell features" in said[0]
 
 
 def test_a_model_without_a_call_writes_no_blast_columns(tmp_path):
@@ -137,6 +160,7 @@ def test_a_lab_fits_its_call_and_inference_uses_it(tmp_path):
     assert scores["fitted_cross_validated"]["auc"] > 0.9 and scores["start"] is None
     call = read_blast_call(tmp_path / "lab" / "best_model.blasts.json")
     assert call.about["cells"] == 16
+    assert 60 <= call.about["median_diameter_px"] <= 90  # the cut-outs are 60-90 px across
     assert (tmp_path / "lab" / "best_model.keras").read_bytes() == (
         ROOT / "pretrained" / "leukemia_all.keras").read_bytes()
     # a second fit into the folder keeps the first call, and now has it to compare against
@@ -220,3 +244,22 @@ def test_a_qupath_class_the_call_does_not_know_is_named(tmp_path):
     with pytest.raises(DataError, match=r"field0\.geojson: feature 1 is classified 'Neutrophil'"):
         fit_blasts(folder, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_slide_levels_cells_are_sized_in_the_slides_own_pixels():
+    """A slide read at a downsampled level: the call sizes its cells in level-0 pixels, as the
+    cells it was fitted on were sized in their images' own pixels."""
+    from allseg.cells.blast_call import call_cells
+    size = FEATURE_NAMES.index("log_diameter_px")
+    weights, mean, scale = np.zeros(len(FEATURE_NAMES)), np.zeros(len(FEATURE_NAMES)), \
+        np.ones(len(FEATURE_NAMES))
+    weights[size], mean[size] = 1.0, np.log(40)  # a cell 40 px across: p = 0.5
+    call = BlastCall(tuple(mean), tuple(scale), tuple(weights), 0.0)
+    labels = np.zeros((60, 60), np.int32)
+    labels[20:30, 20:30] = 1  # about 11 px across
+    rgb = np.full((60, 60, 3), 200, np.uint8)
+    as_read = call_cells(call, rgb, labels)[1]
+    at_level_zero = call_cells(call, rgb, labels, step=4.0)[1]
+    diameter = np.sqrt(4 * 100 / np.pi)
+    assert as_read == pytest.approx(1 / (1 + 40 / diameter), abs=1e-4)
+    assert at_level_zero == pytest.approx(1 / (1 + 40 / (4 * diameter)), abs=1e-4)

@@ -45,7 +45,7 @@ def test_a_stronger_stain_leaves_the_numbers_alone():
     np.testing.assert_allclose(strong, plain, atol=0.02)
 
 
-def test_a_cell_magnified_twice_reads_about_the_same():
+def test_a_cell_magnified_twice_reads_about_the_same_but_for_its_size():
     rgb, labels = smear(side=100, radius=15)
     big_rgb = cv2.resize(rgb, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
     big_labels = cv2.resize(labels, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
@@ -54,7 +54,12 @@ def test_a_cell_magnified_twice_reads_about_the_same():
     shape_and_density = slice(0, 8)
     np.testing.assert_allclose(big[0, shape_and_density], small[0, shape_and_density], atol=0.15)
     # the texture of the grainy cell, at one size, against the plain small cell's
-    assert np.abs(big[0] - small[0]).sum() < np.abs(small[0] - small[1]).sum()
+    texture = slice(0, FEATURE_NAMES.index("log_diameter_px"))
+    assert np.abs(big[0, texture] - small[0, texture]).sum() < \
+        np.abs(small[0, texture] - small[1, texture]).sum()
+    # its size, the one number magnification moves: twice as large
+    size = FEATURE_NAMES.index("log_diameter_px")
+    assert big[0, size] - small[0, size] == pytest.approx(np.log(2), abs=0.03)
 
 
 def test_no_cells_give_an_empty_table():

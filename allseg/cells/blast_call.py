@@ -69,7 +69,27 @@ def _finite(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def call_cells(call, rgb, labels):
-    """{cell label: p(blast)} for the labelled cells of an image."""
+def magnification_warning(call, diameters, tolerance=1.5):
+    """A warning (or None) when the cells called (their equivalent diameters in pixels) are
+    more than tolerance times larger or smaller, at the median, than those the call was
+    fitted on: the call reads cell size, which then says more of the microscope than of the
+    cell."""
+    fitted = call.about.get("median_diameter_px")
+    if not fitted or not len(diameters):
+        return None
+    found = float(np.median(diameters))
+    if 1 / tolerance <= found / fitted <= tolerance:
+        return None
+    return (f"Warning: the blast call was fitted on cells {fitted:.1f} px across (median) and "
+            f"these cells are {found:.1f} px: it reads cell size, so it expects images at the "
+            "magnification of the cells it was fitted on. Fit it on cells from this microscope "
+            "(TensorflowUNetALLTrainer.py --cells), or resample the images to that scale.")
+
+
+def call_cells(call, rgb, labels, step=1.0):
+    """{cell label: p(blast)} for the labelled cells of an image; step: how many of the
+    original image's pixels one of these spans (a slide's level read at a downsample), so
+    that cells are sized in the original's pixels, as the call was fitted."""
     ids, features = cell_features(rgb, labels)
+    features[:, FEATURE_NAMES.index("log_diameter_px")] += math.log(step)
     return dict(zip(ids.tolist(), call.probabilities(features).tolist())) if ids.size else {}

@@ -11,7 +11,7 @@ import numpy as np
 from scipy import ndimage
 
 from allseg.cells.cell_sheet import Sheet
-from allseg.cells.instances import convex_hull, grid_points_in_convex
+from allseg.cells.instances import grid_points_in_convex, hulls_of_pixels
 
 CELL_SIDE = 32  # px: every cell's equivalent diameter is brought to this before its texture
 GREY_LEVELS = 16
@@ -21,7 +21,10 @@ DENSITY = ("density_spread", "density_skew", "density_peakedness", "dark_fractio
            "centre_to_rim")
 TEXTURE = ("glcm_contrast", "glcm_homogeneity", "glcm_energy", "glcm_correlation")
 PATTERNS = tuple(f"lbp_{i}" for i in range(10))  # uniform LBP, 8 neighbours at radius 1
-FEATURE_NAMES = SHAPE + DENSITY + TEXTURE + PATTERNS
+# The one number magnification moves: a blast is larger than a normal lymphocyte, so a call
+# fitted on a lab's cells reads their size, at the lab's magnification (docs/blasts.md).
+SIZE = ("log_diameter_px",)
+FEATURE_NAMES = SHAPE + DENSITY + TEXTURE + PATTERNS + SIZE
 # Co-occurrence at 1 and 2 px, across and down: (rows, cols) offsets, averaged.
 PAIR_OFFSETS = ((0, 1), (0, 2), (1, 0), (2, 0))
 # Co-occurrence statistics as weights on a matrix's cells (row level i, column level j):
@@ -60,22 +63,22 @@ def cell_features(rgb, labels):
     if not ids.size:
         return ids, np.zeros((0, len(FEATURE_NAMES)), np.float32)
     cut = [_at_cell_side(rgb, labels[boxes[i - 1]] == i, boxes[i - 1]) for i in ids]
-    sheet = Sheet([inside.shape for _, inside in cut])
-    density = sheet.paint([patch for patch, _ in cut], np.float32)
-    inside = sheet.paint([inside for _, inside in cut], bool)
+    sheet = Sheet([inside.shape for _, inside, _ in cut])
+    density = sheet.paint([patch for patch, _, _ in cut], np.float32)
+    inside = sheet.paint([inside for _, inside, _ in cut], bool)
     cells = _Cells(sheet, density, inside)
-    hulls = grid_points_in_convex([convex_hull(inside) for _, inside in cut]).astype(float)
-    columns = _shape(cells, hulls) + _density(cells) + _texture(cells)
+    size = [np.log([diameter for _, _, diameter in cut])]
+    columns = _shape(cells) + _density(cells) + _texture(cells) + size
     return ids, np.stack(columns, axis=1).astype(np.float32)
 
 
 def _at_cell_side(rgb, image, box):
     """The cell's density and boolean mask, cut out by its bounding box (box: slices; image:
     the cell's boolean mask within it) and resized so that its equivalent diameter is
-    CELL_SIDE: texture then means the same at any magnification."""
+    CELL_SIDE (texture then means the same at any magnification); and that diameter as it was."""
     height, width = image.shape
-    area = np.count_nonzero(image)
-    scale = CELL_SIDE / max(math.sqrt(4 * area / math.pi), 1.0)
+    diameter = math.sqrt(4 * np.count_nonzero(image) / math.pi)
+    scale = CELL_SIDE / max(diameter, 1.0)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     crop = optical_density(rgb[box])
@@ -84,7 +87,7 @@ def _at_cell_side(rgb, image, box):
     inside = cv2.resize(image.view(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     if not inside.any():  # a sliver that rounds away: keep its densest pixel
         inside.flat[np.argmax(patch)] = True
-    return patch, inside
+    return patch, inside, diameter
 
 
 def _median(values):
@@ -125,11 +128,12 @@ class _Cells:
         return keys - cells * span + low, starts
 
 
-def _shape(cells, hulls):
+def _shape(cells):
     """Circularity, solidity and eccentricity of each cell at CELL_SIDE: a pixel perimeter's
     excess depends on the cell's size in pixels (a disc 30 px across scored 0.91, 60 px 0.73)."""
     inside = cells.inside.view(np.uint8)
     border = inside - cv2.erode(inside, CROSS)
+    hulls = _hull_areas(cells, border)
     code = cv2.filter2D(border.astype(np.float32), -1, PERIMETER_CODE,
                         borderType=cv2.BORDER_CONSTANT).astype(np.int64)
     edge = border > 0
@@ -144,6 +148,16 @@ def _shape(cells, hulls):
     minor = np.maximum((row_var + col_var) / 2 - spread, 0.0)
     eccentricity = np.sqrt(1 - np.divide(minor, major, out=np.ones_like(major), where=major > 0))
     return [4 * np.pi * cells.count / perimeter ** 2, cells.count / hulls, eccentricity]
+
+
+def _hull_areas(cells, border):
+    """Each cell's convex hull area in pixels (as skimage's area_convex), from the outline
+    pixels of the whole sheet, found once and split by cell."""
+    pixels = np.argwhere(border)
+    owners = cells.sheet.owner[pixels[:, 0], pixels[:, 1]]
+    order = np.argsort(owners, kind="stable")
+    ends = np.cumsum(np.bincount(owners, minlength=cells.sheet.count)).tolist()
+    return grid_points_in_convex(hulls_of_pixels(pixels[order], ends)).astype(float)
 
 
 def _density(cells):

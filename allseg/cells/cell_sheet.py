@@ -2,11 +2,12 @@
 operation (an erosion, a 3x3 convolution, a distance transform, local binary patterns) runs once
 for all of an image's cells instead of once a cell, and a sum over each patch is one bincount.
 Per cell, the Python and NumPy overhead of a dozen small calls cost more than the arithmetic.
-Every operation used here reaches at most 2 px, and the gap is wider, so no patch sees another:
-each result is what the operation gives on the patch alone, padded with zeros."""
+Every neighbourhood operation used here reaches 1 px, the gap's width (co-occurrence pairs, up to
+2 px apart, are counted only within one patch), so no patch sees another: each result is what the
+operation gives on the patch alone, padded with zeros."""
 import numpy as np
 
-GAP = 3  # px of zeros between patches and around the sheet's edge
+GAP = 1  # px of zeros between patches and around the sheet's edge
 SHELF_WIDTH = 1024  # px: patches go in rows (shelves) of about this width
 
 

@@ -196,8 +196,17 @@ def convex_hull(image):
     image = image.view(np.uint8) if image.dtype == bool else image.astype(np.uint8)
     outline = image - cv2.erode(image, OUTLINE_CROSS, borderType=cv2.BORDER_CONSTANT,
                                 borderValue=0)
-    points = (cv2.findNonZero(outline)[:, :, ::-1].astype(np.float32) + EDGE_MIDPOINTS)
-    return cv2.convexHull(points.reshape(-1, 2))[:, 0, :].astype(np.float64)
+    pixels = cv2.findNonZero(outline)[:, 0, ::-1]
+    return hulls_of_pixels(pixels, [len(pixels)])[0]
+
+
+def hulls_of_pixels(pixels, ends):
+    """convex_hull's vertices for each group of outline pixels: pixels ((n, 2) row, col) hold
+    the groups one after another, the k-th ending before ends[k]."""
+    points = (pixels.astype(np.float32)[:, None, :] + EDGE_MIDPOINTS).reshape(-1, 2)
+    starts = [0, *ends[:-1]]
+    return [cv2.convexHull(points[4 * start:4 * end])[:, 0, :].astype(np.float64)
+            for start, end in zip(starts, ends)]
 
 
 def grid_points_in_convex(polygons, batch=2 ** 20):
@@ -205,25 +214,27 @@ def grid_points_in_convex(polygons, batch=2 ** 20):
     inside it or on its edges (what skimage's grid_points_in_poly counts), found row by row from
     where each row crosses the edges, many polygons at once: polygons of a like size together,
     about batch edge-rows a go, so that one large cell cannot make every array large."""
-    height = [np.ptp(polygon[:, 0]) + 1 for polygon in polygons]
-    order = sorted(range(len(polygons)), key=lambda i: (height[i], len(polygons[i])))
-    counts, group = np.zeros(len(polygons), np.int64), []
-    for i in order + [None]:
-        if group and (i is None or (len(group) + 1) * len(polygons[i]) * height[i] > batch):
-            counts[group] = _points_in_convex([polygons[j] for j in group])
-            group = []
-        group.append(i)
+    sizes = np.array([len(polygon) for polygon in polygons])
+    stacked = np.concatenate(polygons)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    height = (np.maximum.reduceat(stacked[:, 0], starts)
+              - np.minimum.reduceat(stacked[:, 0], starts) + 1)
+    order = np.lexsort((sizes, height))  # the tallest last: each grows its batch's arrays
+    counts, chosen = np.zeros(len(polygons), np.int64), []
+    for i in order.tolist() + [None]:
+        if chosen and (i is None or (len(chosen) + 1) * sizes[i] * height[i] > batch):
+            counts[chosen] = _points_in_convex(stacked, starts[chosen], sizes[chosen])
+            chosen = []
+        chosen.append(i)
     return counts
 
 
-def _points_in_convex(polygons, tolerance=1e-9):
-    """grid_points_in_convex's count for polygons laid side by side in arrays of polygons x
-    edges x rows."""
-    most = max(len(polygon) for polygon in polygons)
-    start = np.empty((len(polygons), most, 1, 2))
-    for i, polygon in enumerate(polygons):
-        start[i, :len(polygon), 0] = polygon
-        start[i, len(polygon):, 0] = polygon[-1]  # edges of no length: they lie on the polygon
+def _points_in_convex(stacked, starts, sizes, tolerance=1e-9):
+    """grid_points_in_convex's count for the polygons whose vertices are stacked[start:start +
+    size], laid side by side in arrays of polygons x edges x rows."""
+    # Padding with each polygon's last vertex adds edges of no length: they lie on it.
+    vertex = starts[:, None] + np.minimum(np.arange(sizes.max()), sizes[:, None] - 1)
+    start = stacked[vertex][:, :, None, :]
     end = np.roll(start, -1, axis=1)
     first_row = np.ceil(start[..., 0].min(axis=1) - tolerance)  # polygons x 1
     last_row = np.floor(start[..., 0].max(axis=1) + tolerance)

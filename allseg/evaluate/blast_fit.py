@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from allseg.cells.blast_call import blast_call_path, read_blast_call
-from allseg.cells.cell_features import cell_features
+from allseg.cells.cell_features import FEATURE_NAMES, cell_features
 from allseg.cells.instances import cell_settings, central_cell, label_cells
 from allseg.cells.scoring import call_scores
 from allseg.core.cli import DEFAULT_CONFIG
@@ -44,13 +44,24 @@ def fit_blasts(cells_dir, output, model_choice="pretrained", log=print):
     features = central_cell_features(cells, cfg, log)
     is_blast = [c.is_blast for c in cells]
     start_file = trained_model_path(cfg)
-    start = (read_blast_call(blast_call_path(start_file))
-             if blast_call_path(start_file).is_file() else None)
+    start = model_call(start_file, log)
     facts = compare(start, features, is_blast, cells_dir, start_file)
     log(side_by_side(facts))
     write_call(Path(output), start_file, start if facts["kept"] == "start" else
                fit_blast_call(features, is_blast, facts["about"]), facts, log)
     return facts
+
+
+def model_call(model_file, log=print):
+    """The call the model already carries, if any and if this version can read it: one made
+    for other cell features is set aside (the fit starts afresh), with a line saying so."""
+    if not blast_call_path(model_file).is_file():
+        return None
+    try:
+        return read_blast_call(blast_call_path(model_file))
+    except DataError as exc:
+        log(f"Not starting from the model's own call: {exc}")
+        return None
 
 
 def central_cell_features(cells, cfg, log=print):
@@ -111,8 +122,16 @@ def compare(start, features, is_blast, cells_dir, start_file):
         if facts["start"]["auc"] >= fitted["auc"]:
             facts["kept"] = "start"
     facts["about"] = {"cells": fitted["cells"], "blasts": fitted["blasts"],
-                      "cells_dir": str(cells_dir), "cross_validated": fitted}
+                      "cells_dir": str(cells_dir), "cross_validated": fitted,
+                      "median_diameter_px": median_diameter(features)}
     return facts
+
+
+def median_diameter(features):
+    """The median equivalent diameter, in pixels, of the cells a call is fitted on: the
+    magnification the call expects (it reads cell size)."""
+    sizes = np.asarray(features)[:, FEATURE_NAMES.index("log_diameter_px")]
+    return round(float(np.exp(np.median(sizes))), 2)
 
 
 def side_by_side(facts):

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from keras.utils import Progbar
 
-from allseg.cells.blast_call import blast_call_path, read_blast_call
+from allseg.cells.blast_call import blast_call_path, magnification_warning, read_blast_call
 from allseg.cells.instances import cell_settings, cells_csv, counts_csv
 from allseg.core.config import override
 from allseg.core.errors import UserError
@@ -167,7 +167,7 @@ def infer(cfg, model=None):
     if slides:
         run.add_slides(*segment_slides(cfg, slides, SlidePlaces(
             dirs.labels, dirs.geojson, dirs.overlays, Path(c.cells_csv))))
-    _write_summaries(c, run, nuclei=m.num_classes == 2, blasts=blast_call is not None)
+    _write_summaries(c, run, nuclei=m.num_classes == 2, blast_call=blast_call)
     return run.written, skipped, run.failed
 
 
@@ -286,9 +286,10 @@ def _predict_and_write(cfg, model, files, dirs, scale, progress, blast_call=None
     return run
 
 
-def _write_summaries(c, run, nuclei, blasts=False):
+def _write_summaries(c, run, nuclei, blast_call=None):
     """The cell-count and cells CSVs and the montage, for the images written; with blast calls,
-    the folder's blast count."""
+    the folder's blast count (and a warning if its cells' size is not the call's)."""
+    blasts = blast_call is not None
     if run.counts:
         make_folder(Path(c.cell_counts).parent, _key(c, "cell_counts"))
         write_text(c.cell_counts, counts_csv(run.counts, blasts))
@@ -301,6 +302,10 @@ def _write_summaries(c, run, nuclei, blasts=False):
         cells = sum(row["cells"] for row in run.counts)
         print(f"Blasts: {called} of {cells} cells ({100 * called / max(cells, 1):.1f}%) in "
               f"{len(run.counts)} image(s); per image in {c.cell_counts}")
+        warning = magnification_warning(
+            blast_call, [row["equivalent_diameter_px"] for row in run.cells])
+        if warning:
+            print(warning)
     if run.tiles:
         make_folder(Path(c.montage).parent, _key(c, "montage"))
         write_png(c.montage, montage(run.tiles, run.labels))

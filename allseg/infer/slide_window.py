@@ -80,7 +80,7 @@ def find_cells(job, window):
         row["cell"] = new
     if job.blast_call:
         call = _blast_call(job.blast_call)
-        add_blast_calls(kept, {}, call_cells(call, rgb, labels), call.threshold)
+        add_blast_calls(kept, {}, call_cells(call, rgb, labels, job.step), call.threshold)
     origin = (window.read_top, window.read_left)
     features = cells_to_geojson(labels, Path(job.path).stem, nucleus, kept, origin,
                                 job.step)["features"]
