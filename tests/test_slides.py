@@ -1,6 +1,7 @@
 """Whole slides read in windows: the same cells as the pixels read whole, the same outputs with
 one worker or two (one of them an existing cluster reached with --scheduler), a killed run
 resumed to the same outputs, and bad slides named while the others are done."""
+import csv
 import json
 import os
 import signal
@@ -140,6 +141,27 @@ def test_bad_slides_are_named_and_the_others_done(slide_folder, tmp_path):
     assert (tmp_path / "out" / "geojson" / "good.geojson").is_file()
     assert not (tmp_path / "out" / "geojson" / "cut.geojson").exists()
     assert not (tmp_path / "out" / "geojson" / "garbage.geojson").exists()
+
+
+def test_a_slide_whose_cells_are_far_from_the_calls_size_is_warned_of(slide_folder, tmp_path):
+    from allseg.cells.blast_call import BlastCall, blast_call_path
+    from allseg.cells.cell_features import FEATURE_NAMES
+    from allseg.model.shipped import SHIPPED_MODEL
+    root, config = slide_folder
+    model = tmp_path / "model" / SHIPPED_MODEL.name
+    model.parent.mkdir()
+    for suffix in (".keras", ".config"):
+        model.with_suffix(suffix).write_bytes(SHIPPED_MODEL.with_suffix(suffix).read_bytes())
+    n = len(FEATURE_NAMES)
+    call = BlastCall((0.0,) * n, (1.0,) * n, (0.0,) * n, 1.0, 0.5, {"median_diameter_px": 4.0})
+    blast_call_path(model).write_text(call.to_json(), encoding="utf-8")
+    proc = run_script("TensorflowUNetALLInfer.py", config, "--model", model, "--images",
+                      root / "in", "--output", tmp_path / "out", "--workers", "1")
+    assert "Warning: the blast call was fitted on cells 4.0 px across" in proc.stdout
+    with open(tmp_path / "out" / "cell_counts.csv", encoding="utf-8") as table:
+        row, = csv.DictReader(table)
+    assert int(row["cells"]) > 100 and row["blasts"] == row["cells"]  # bias 1: all called blasts
+    assert row["blast_percent"] == "100.0"
 
 
 def test_windows_tile_the_level_once_and_skip_the_glass():

@@ -36,8 +36,9 @@ class SlidePlaces(NamedTuple):
 
 
 def write_slide_outputs(client, job, windows, counts, thumb, places, shape):
-    """Writes the slide's outputs from its finished windows; returns (count row, label store).
-    counts: {window index: cells}; thumb: (thumbnail, level-0 pixels a thumbnail pixel)."""
+    """Writes the slide's outputs from its finished windows; returns (count row, label store,
+    the cells' equivalent diameters in level-0 pixels). counts: {window index: cells}; thumb:
+    (thumbnail, level-0 pixels a thumbnail pixel)."""
     stem, name = Path(job.path).stem, Path(job.path).name
     first = {}
     total = 0
@@ -48,7 +49,7 @@ def write_slide_outputs(client, job, windows, counts, thumb, places, shape):
     label_store = write_label_store(client, job, windows, first, places.labels / f"{stem}.zarr",
                                     shape)
     write_png(places.overlays / f"{stem}.png", drawn(thumb[0], thumb[1], cells))
-    return count_row(name, cells, shape, job.step), label_store
+    return count_row(name, cells, shape, job.step), label_store, [c[2] for c in cells]
 
 
 def write_cells(job, windows, first, places, stem, name):

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from distributed import Client, LocalCluster, as_completed
 
-from allseg.cells.blast_call import blast_call_path
+from allseg.cells.blast_call import blast_call_path, magnification_warning, read_blast_call
 from allseg.core.errors import DataError, UserError
 from allseg.core.files import make_folder
 from allseg.data.slides import downsample, open_slide, thumbnail
@@ -79,9 +79,12 @@ def segment_slide(client, cfg, path, places, log=print):
     finally:
         slide.close()
     counts = run_windows(client, job, windows, path.name)
-    row, label_store = write_slide_outputs(client, job, windows, counts, (thumb, thumb_step),
-                                           places, shape)
+    row, label_store, diameters = write_slide_outputs(client, job, windows, counts,
+                                                      (thumb, thumb_step), places, shape)
     shutil.rmtree(job.cache, ignore_errors=True)  # the windows' results: the project's own
+    warning = job.blast_call and magnification_warning(read_blast_call(job.blast_call), diameters)
+    if warning:
+        log(f"  {warning}")
     return row, label_store
 
 
